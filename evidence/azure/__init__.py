@@ -1,0 +1,1 @@
+"""Azure access layer: the client factory, the evidence tap, and replay/recording transports."""

@@ -1,0 +1,94 @@
+"""The collect stage's one interface: a ``Collector`` drives SDK calls and normalises raw responses.
+
+A collector has two halves, kept apart on purpose:
+
+* ``collect(session)`` makes the SDK calls. The evidence tap under every client keeps each raw
+  response with its provenance; the collector does not need to keep anything itself. Failed calls
+  are turned into gap records by ``session.attempt(...)``, never swallowed.
+* ``normalise(responses)`` is a pure function from the raw responses (as stored in the package)
+  to record rows. Because it reads only what the package keeps, ``evidence verify --rebuild`` can
+  re-derive every record from the raw evidence and prove the derived views follow from it.
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from evidence.clock import Clock, isoformat
+from evidence.domain import Gap, Provenance, Scope, Window
+
+if TYPE_CHECKING:
+    from evidence.azure.clients import AzureClients
+
+Record = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class RawResponse:
+    """One stored raw response: its provenance and its body parsed as JSON (None if not JSON)."""
+
+    provenance: Provenance
+    body: Any
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.provenance.status < 300
+
+    def path_matches(self, pattern: str) -> re.Match[str] | None:
+        """Match ``pattern`` (a regex, case-insensitive) against the URL path, whole."""
+        from urllib.parse import unquote, urlsplit
+
+        return re.fullmatch(pattern, unquote(urlsplit(self.provenance.url).path), flags=re.IGNORECASE)
+
+
+@dataclass
+class CollectSession:
+    """What a collector gets: the clients, the scope and window, and a way to record gaps."""
+
+    clients: AzureClients
+    scope: Scope
+    window: Window
+    clock: Clock
+    collector: str
+    gaps: list[Gap] = field(default_factory=list)
+
+    @contextmanager
+    def attempt(self, scope: str) -> Iterator[None]:
+        """Run SDK calls; any failure becomes a gap for ``scope`` and the run goes on.
+
+        azure-core raises ``AzureError`` subclasses for HTTP failures, but some clients let a raw
+        ``json.JSONDecodeError`` (a ``ValueError``) escape on an HTML or truncated body, and
+        azure-ai-ml's converters raise ``KeyError``/``TypeError`` on bodies they do not expect.
+        All of these mean the same thing to an auditor: this evidence is missing, and here is why.
+        """
+        from evidence.collect.gaps import gap_from_exception
+
+        try:
+            yield
+        except Exception as exc:  # noqa: BLE001 - translated into a recorded gap, see docstring
+            gap = gap_from_exception(self.collector, scope, exc, at=isoformat(self.clock.now()))
+            if gap is None:
+                raise
+            self.gaps.append(gap)
+
+
+class Collector(ABC):
+    """Collects one kind of evidence across the scope."""
+
+    #: Stable name: the raw folder ``data/raw/<name>/`` and the channel in ``collection.json``.
+    name: ClassVar[str]
+    #: Record files this collector's ``normalise`` produces, e.g. ``("model_versions",)``.
+    record_kinds: ClassVar[tuple[str, ...]]
+
+    @abstractmethod
+    def collect(self, session: CollectSession) -> None:
+        """Make the SDK calls for the whole scope; record failures through ``session.attempt``."""
+
+    @abstractmethod
+    def normalise(self, responses: Sequence[RawResponse]) -> Mapping[str, list[Record]]:
+        """Derive record rows per record kind from raw responses. Pure: no I/O, no clock."""
