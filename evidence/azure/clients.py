@@ -51,7 +51,7 @@ class AzureClients:
     def __init__(
         self,
         credential: TokenCredential,
-        transport: HttpTransport,
+        transport: HttpTransport[Any, Any],
         *,
         cloud: Cloud = AZURE_PUBLIC,
     ) -> None:
@@ -80,7 +80,8 @@ class AzureClients:
                 workspace.name,
                 **kwargs,
             )
-        return self._cache[key]
+        client: Any = self._cache[key]
+        return client  # type: ignore[no-any-return]
 
     def authorization(self, subscription_id: str) -> AuthorizationManagementClient:
         key = ("authorization", subscription_id)
@@ -94,7 +95,8 @@ class AzureClients:
                 credential_scopes=[self.cloud.arm_scope],
                 **self._common(),
             )
-        return self._cache[key]
+        client: Any = self._cache[key]
+        return client  # type: ignore[no-any-return]
 
     def monitor(self, subscription_id: str) -> MonitorManagementClient:
         key = ("monitor", subscription_id)
@@ -108,7 +110,8 @@ class AzureClients:
                 credential_scopes=[self.cloud.arm_scope],
                 **self._common(),
             )
-        return self._cache[key]
+        client: Any = self._cache[key]
+        return client  # type: ignore[no-any-return]
 
     def logs(self) -> LogsQueryClient:
         key = ("logs",)
@@ -116,4 +119,5 @@ class AzureClients:
             from azure.monitor.query import LogsQueryClient
 
             self._cache[key] = LogsQueryClient(self.credential, endpoint=self.cloud.log_analytics, **self._common())
-        return self._cache[key]
+        client: Any = self._cache[key]
+        return client  # type: ignore[no-any-return]

@@ -54,22 +54,19 @@ class Exchange:
 def _response_bytes(response: Any) -> bytes:
     # azure-core has two response families: azure.core.rest (read()/content) and the legacy
     # pipeline.transport one (body()). Reading caches the bytes, so the SDK can still parse them.
-    if hasattr(response, "read"):
-        data = response.read()
-    else:
-        data = response.body()
+    data = response.read() if hasattr(response, "read") else response.body()
     return bytes(data or b"")
 
 
-class EvidenceTap(HttpTransport):  # type: ignore[misc]
-    def __init__(self, inner: HttpTransport, clock: Clock) -> None:
+class EvidenceTap(HttpTransport):  # type: ignore[type-arg]  # azure-core's generic params are not public API
+    def __init__(self, inner: "HttpTransport[Any, Any]", clock: Clock) -> None:
         self._inner = inner
         self._clock = clock
         self._lock = threading.Lock()
         self._exchanges: list[Exchange] = []
 
     @property
-    def inner(self) -> HttpTransport:
+    def inner(self) -> "HttpTransport[Any, Any]":
         return self._inner
 
     @staticmethod

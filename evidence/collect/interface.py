@@ -70,7 +70,7 @@ class CollectSession:
 
         try:
             yield
-        except Exception as exc:  # noqa: BLE001 - translated into a recorded gap, see docstring
+        except Exception as exc:  # translated into a recorded gap, see docstring
             gap = gap_from_exception(self.collector, scope, exc, at=isoformat(self.clock.now()))
             if gap is None:
                 raise

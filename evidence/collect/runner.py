@@ -1,0 +1,61 @@
+"""Run the collectors over a scope and window; return what the tap saw and the gaps."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from evidence.azure.clients import AzureClients
+from evidence.azure.tap import EvidenceTap, Exchange
+from evidence.clock import Clock, isoformat
+from evidence.collect.interface import Collector, CollectSession
+from evidence.domain import Gap, Scope, Window
+
+
+def default_collectors() -> list[Collector]:
+    """Every collector, in the order they run (and appear in the package)."""
+    from evidence.collect.endpoints import EndpointsCollector
+    from evidence.collect.models import ModelVersionsCollector
+
+    return [ModelVersionsCollector(), EndpointsCollector()]
+
+
+@dataclass(frozen=True)
+class CollectionRun:
+    started_at: str
+    finished_at: str
+    exchanges: tuple[Exchange, ...]
+    gaps: tuple[Gap, ...]
+
+
+#: Progress reaches the CLI through an observer; the library never prints.
+Observer = Callable[[str], None]
+
+
+def run_collection(
+    *,
+    clients: AzureClients,
+    tap: EvidenceTap,
+    scope: Scope,
+    window: Window,
+    clock: Clock,
+    collectors: Sequence[Collector],
+    observer: Observer | None = None,
+) -> CollectionRun:
+    started = isoformat(clock.now())
+    gaps: list[Gap] = []
+    for collector in collectors:
+        if observer:
+            observer(f"collecting {collector.name}")
+        session = CollectSession(clients=clients, scope=scope, window=window, clock=clock, collector=collector.name)
+        with tap.channel(collector.name):
+            collector.collect(session)
+        gaps.extend(session.gaps)
+        if observer and session.gaps:
+            observer(f"{collector.name}: {len(session.gaps)} gap(s) recorded")
+    return CollectionRun(
+        started_at=started,
+        finished_at=isoformat(clock.now()),
+        exchanges=tuple(tap.exchanges()),
+        gaps=tuple(gaps),
+    )
