@@ -1,1 +1,155 @@
-"""verify stage."""
+"""verify stage: check a package zip offline, failing closed, and report every check.
+
+``verify_package`` runs, in order: (1) archive safety from the zip directory alone, before any
+member is read; (2) the BagIt checks, streaming every member through SHA-256; (3) the detached
+signature over the tag manifest, through pluggable :class:`Check` callables (the signing stage
+provides them); (4) any further checks (PAdES, ``--rebuild``). An unsafe archive stops after (1).
+
+This package must not import ``azure.*`` (nor anything that does): ``evidence verify`` has to
+start fast on an auditor's laptop. A test enforces it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Protocol
+
+from evidence.errors import EvidenceError
+from evidence.verify.archive_safety import DEFAULT_LIMITS, ArchiveProblem, Limits
+from evidence.verify.bag import check_bag
+from evidence.verify.package import (
+    CorruptMemberError,
+    NotAZipError,
+    OpenedPackage,
+    PackageUnreadableError,
+    UnsafeArchiveError,
+)
+from evidence.verify.report import (
+    CheckResult,
+    Status,
+    VerificationReport,
+    exit_code_for,
+    failed,
+    indeterminate,
+    passed,
+)
+
+#: A trust anchor as given on the command line (a certificate or public key file) or its bytes.
+TrustAnchor = Path | bytes
+
+__all__ = [
+    "DEFAULT_LIMITS",
+    "ArchiveProblem",
+    "Check",
+    "CheckResult",
+    "CorruptMemberError",
+    "Limits",
+    "NotAZipError",
+    "OpenedPackage",
+    "PackageUnreadableError",
+    "Status",
+    "TrustAnchor",
+    "UnsafeArchiveError",
+    "VerificationReport",
+    "exit_code_for",
+    "failed",
+    "indeterminate",
+    "passed",
+    "verify_package",
+]
+
+
+class Check(Protocol):
+    """A check over an opened, archive-safe package (e.g. the detached signature, PAdES).
+
+    Return one or more results; raising an :class:`EvidenceError` is reported as FAILED with its
+    diagnostics. Any other exception is a bug and propagates.
+    """
+
+    def __call__(self, package: OpenedPackage, trust: Sequence[TrustAnchor], /) -> Iterable[CheckResult]: ...
+
+
+SIGNATURE_CHECK = "signature"
+
+
+def verify_package(
+    path: Path,
+    *,
+    trust: Sequence[TrustAnchor] = (),
+    signature_checks: Sequence[Check] = (),
+    checks: Sequence[Check] = (),
+    limits: Limits = DEFAULT_LIMITS,
+    require_signature: bool | None = None,
+) -> VerificationReport:
+    """Verify the package zip at ``path``; never raises for a bad package, only reports.
+
+    ``signature_checks`` verify the detached signature against ``trust``; without any, the
+    signature is reported INDETERMINATE. It is required (a non-pass keeps the package from
+    passing) when ``require_signature`` is true, which defaults to "trust anchors were given".
+    """
+    shown = str(path)
+    try:
+        pkg = OpenedPackage.open(Path(path), limits=limits)
+    except PackageUnreadableError as exc:
+        return VerificationReport(shown, (indeterminate("archive.open", exc.diagnostics()),), could_not_run=True)
+    except NotAZipError as exc:
+        return VerificationReport(shown, (failed("archive.open", exc.message),))
+    except UnsafeArchiveError as exc:
+        # Fail closed: nothing inside an unsafe archive is read, so no other check runs.
+        unsafe = tuple(failed("archive.safety", p.reason, p.member) for p in exc.problems)
+        return VerificationReport(shown, (passed("archive.open", "readable zip archive"), *unsafe))
+
+    required = bool(trust) if require_signature is None else require_signature
+    with pkg:
+        results: list[CheckResult] = [
+            passed("archive.open", "readable zip archive"),
+            passed(
+                "archive.safety",
+                f"{len(pkg.files)} members under {pkg.root + '/'!r}, safe names, within limits",
+            ),
+        ]
+        results.extend(check_bag(pkg))
+        if signature_checks:
+            for check in signature_checks:
+                results.extend(_run(check, pkg, trust, SIGNATURE_CHECK, required=required))
+        else:
+            results.append(_unsigned(pkg, required=required))
+        for check in checks:
+            results.extend(_run(check, pkg, trust, _name_of(check), required=True))
+    return VerificationReport(shown, tuple(results))
+
+
+def _unsigned(pkg: OpenedPackage, *, required: bool) -> CheckResult:
+    if pkg.signature_files:
+        reason = (
+            f"package carries {', '.join(pkg.signature_files)} but no signature checker was given; "
+            "signature not verified"
+        )
+    else:
+        reason = "package is not signed"
+    if not required:
+        reason += " (integrity checked only; pass --trust to require a trusted signature)"
+    return indeterminate(SIGNATURE_CHECK, reason, required=required)
+
+
+def _run(
+    check: Check, pkg: OpenedPackage, trust: Sequence[TrustAnchor], name: str, *, required: bool
+) -> list[CheckResult]:
+    try:
+        out = list(check(pkg, trust))
+    except EvidenceError as exc:
+        return [failed(name, exc.diagnostics())]
+    if not out:
+        # Fail closed: a checker that says nothing has not shown anything to be good.
+        return [indeterminate(name, "the check reported no result", required=required)]
+    if not required:
+        out = [
+            CheckResult(r.name, r.status, r.reason, r.subject, False) if r.status is Status.INDETERMINATE else r
+            for r in out
+        ]
+    return out
+
+
+def _name_of(check: Check) -> str:
+    return str(getattr(check, "__name__", type(check).__name__))
