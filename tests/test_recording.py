@@ -1,0 +1,309 @@
+"""Record a real SDK run against a local HTTPS stub, then replay the cassette offline.
+
+The stub plants secrets where Azure puts them (a SAS URL, a JWT, a key field, a connection string,
+a password inside the Activity Log's JSON-in-a-string ``requestbody``, a ``Set-Cookie`` header);
+none may reach the cassette, and the replay must give the SDK caller the same results.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import json
+import ssl
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+from azure.core.pipeline.transport import RequestsTransport
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from evidence.azure.cassette import Entry
+from evidence.azure.clients import AzureClients, Cloud
+from evidence.azure.credentials import StaticCredential
+from evidence.azure.recording import RecordingTransport
+from evidence.azure.redact import redact_json
+from evidence.azure.replay import ReplayTransport, load_cassette
+from evidence.azure.tap import EvidenceTap
+from evidence.clock import FixedClock
+from evidence.errors import PackageError
+
+SUB = "00000000-0000-0000-0000-0000000000aa"
+WS_ID = f"/subscriptions/{SUB}/resourceGroups/rg-ml/providers/Microsoft.MachineLearningServices/workspaces/ws-prod"
+CLOCK = FixedClock(dt.datetime(2026, 7, 1, tzinfo=dt.UTC))
+FILTER = "eventTimestamp ge '2026-06-01T00:00:00Z' and eventTimestamp le '2026-07-01T00:00:00Z'"
+
+SAS_SIG = "SuperSecretSig0123%2Bxyz%3D"
+JWT = "eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9.eyJvaWQiOiJhYmMiLCJ1cG4iOiJhbGljZSJ9.c2lnbmF0dXJlLXNlY3JldA"
+ACCOUNT_KEY = "AccountKeyREALSECRET+abc=="
+PRIMARY_KEY = "pk-REAL-SECRET-1234"
+PASSWORD = "hunter2-REAL-PASSWORD"
+COOKIE = "session=cookie-REAL-SECRET"
+SECRETS = [SAS_SIG, JWT, "eyJhbGci", ACCOUNT_KEY, PRIMARY_KEY, PASSWORD, "cookie-REAL-SECRET", "offline-token"]
+
+
+def role_assignment(name: str) -> dict[str, Any]:
+    return {
+        "id": f"{WS_ID}/providers/Microsoft.Authorization/roleAssignments/{name}",
+        "name": name,
+        "type": "Microsoft.Authorization/roleAssignments",
+        "primaryKey": PRIMARY_KEY,  # unknown to the SDK model, but in the raw evidence
+        "properties": {
+            "roleDefinitionId": f"/subscriptions/{SUB}/providers/Microsoft.Authorization/roleDefinitions/rd-1",
+            "principalId": "11111111-2222-3333-4444-555555555555",
+            "principalType": "User",
+            "scope": WS_ID,
+            "description": f"export at https://stacct.blob.core.windows.net/c/x.csv?sv=2023-11-03&sr=b&sig={SAS_SIG}",
+        },
+    }
+
+
+def activity_event() -> dict[str, Any]:
+    request_body = json.dumps({"properties": {"principalId": "p-1", "password": PASSWORD}})
+    return {
+        "caller": "alice@contoso.com",
+        "channels": "Operation",
+        "claims": {"ipaddr": "203.0.113.7", "http://schemas/upn": "alice@contoso.com"},
+        "correlationId": "c-1",
+        "eventDataId": "e-1",
+        "eventName": {"value": "EndRequest", "localizedValue": "End request"},
+        "category": {"value": "Administrative", "localizedValue": "Administrative"},
+        "id": f"{WS_ID}/events/e-1",
+        "level": "Informational",
+        "operationId": "op-1",
+        "operationName": {"value": "Microsoft.Authorization/roleAssignments/write", "localizedValue": "write"},
+        "properties": {
+            "requestbody": request_body,
+            "statusCode": "Created",
+            "storage": f"DefaultEndpointsProtocol=https;AccountName=st;AccountKey={ACCOUNT_KEY};EndpointSuffix=x",
+            "debugToken": JWT,
+            "note": f"Authorization: Bearer {JWT}",
+        },
+        "resourceGroupName": "rg-ml",
+        "resourceId": WS_ID,
+        "status": {"value": "Succeeded", "localizedValue": "Succeeded"},
+        "eventTimestamp": "2026-06-15T10:00:00.1234567Z",
+        "submissionTimestamp": "2026-06-15T10:00:30Z",
+        "subscriptionId": SUB,
+        "tenantId": "tttttttt-0000-0000-0000-000000000000",
+    }
+
+
+# ------------------------------------------------------------------------------ HTTPS stub
+def make_certificate(directory: Path) -> tuple[Path, Path]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = dt.datetime.now(dt.UTC)
+    public = key.public_key()
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(public)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(public), False)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "stub.pem", directory / "stub.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return cert_path, key_path
+
+
+class Stub(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), Handler)
+        self.authorizations: list[str] = []
+        self.throttled = False
+
+    @property
+    def base(self) -> str:
+        return f"https://127.0.0.1:{self.server_address[1]}/"
+
+
+class Handler(BaseHTTPRequestHandler):
+    server: Stub
+
+    def log_message(self, format: str, *args: Any) -> None:  # the test output stays quiet
+        pass
+
+    def do_GET(self) -> None:
+        self.server.authorizations.append(self.headers.get("Authorization", ""))
+        parts = urlsplit(self.path)
+        base = self.server.base.rstrip("/")
+        status, extra = 200, {"Set-Cookie": COOKIE, "x-ms-request-id": "req-1", "Server": "stub/1.0"}
+        if parts.path.endswith("/roleAssignments") and "skiptoken" not in parts.query:
+            if not self.server.throttled:  # one 429 first, to record a retry sequence
+                self.server.throttled = True
+                status, extra = 429, {"Retry-After": "1"}
+                body: Any = {"error": {"code": "TooManyRequests", "message": "slow down"}}
+            else:
+                body = {"value": [role_assignment("ra-1")],
+                        "nextLink": f"{base}{parts.path}?api-version=2022-04-01&$skiptoken=page2"}
+        elif parts.path.endswith("/roleAssignments"):
+            body = {"value": [role_assignment("ra-2")]}
+        elif parts.path.endswith("/eventtypes/management/values"):
+            body = {"value": [activity_event()]}
+        else:
+            status, body = 404, {"error": {"code": "NotFound", "message": self.path}}
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Length", str(len(data)))
+        for name, value in extra.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(data)
+
+
+@pytest.fixture
+def stub(tmp_path: Path) -> Iterator[tuple[Stub, Path]]:
+    cert, key = make_certificate(tmp_path)
+    server = Stub()
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server, cert
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def run_collector(clients: AzureClients) -> dict[str, Any]:
+    """What a collector would read: role assignments over two pages and the activity log."""
+    auth = clients.authorization(SUB)
+    monitor = clients.monitor(SUB)
+    assignments = [(ra.name, ra.principal_id, ra.description) for ra in auth.role_assignments.list_for_scope(WS_ID)]
+    events = [(e.event_data_id, e.caller, e.operation_name.value, e.properties)
+              for e in monitor.activity_logs.list(filter=FILTER)]
+    return {"assignments": assignments, "events": events}
+
+
+# ------------------------------------------------------------------------------ the round trip
+def test_record_then_replay_gives_same_results_and_no_secrets(stub: tuple[Stub, Path], tmp_path: Path) -> None:
+    server, cert = stub
+    cloud = Cloud("Stub", server.base, server.base + "v1")
+    with RecordingTransport(RequestsTransport(connection_verify=str(cert))) as recorder:
+        live = run_collector(AzureClients(StaticCredential(), EvidenceTap(recorder, CLOCK), cloud=cloud))
+    assert server.authorizations and set(server.authorizations) == {"Bearer offline-token"}
+    assert [a[0] for a in live["assignments"]] == ["ra-1", "ra-2"]
+    assert SAS_SIG in str(live["assignments"])  # the SDK saw the unredacted response
+
+    path = recorder.save(tmp_path / "cassette", variables={"subscription": SUB})
+    text = path.read_text(encoding="utf-8")
+    for secret in SECRETS:
+        assert secret not in text, secret
+    doc = json.loads(text)
+    header_names = {name.lower() for e in doc["Entries"] for name in (*e["RequestHeaders"], *e["ResponseHeaders"])}
+    assert header_names <= {"accept", "content-type", "x-ms-request-id", "retry-after"}
+    assert {"x-ms-request-id", "retry-after"} <= header_names
+    assert doc["Variables"] == {"subscription": SUB}
+    reasons = {(r.pointer.split("/")[0], r.reason) for r in recorder.redactions}
+    assert ("ResponseBody", "sas-signature") in reasons
+    assert ("ResponseBody", "secret-key-name") in reasons
+    assert ("ResponseBody", "jwt") in reasons
+    assert ("ResponseBody", "connection-string") in reasons
+
+    replay = ReplayTransport.from_path(path.parent)
+    replayed = run_collector(AzureClients(StaticCredential(), EvidenceTap(replay, CLOCK), cloud=cloud))
+    assert replayed["assignments"] == [
+        (name, principal, redact_json(description)[0]) for name, principal, description in live["assignments"]
+    ]
+    assert replayed["events"] == [
+        (eid, caller, op, redact_json(props)[0]) for eid, caller, op, props in live["events"]
+    ]
+    assert replay.sleeps == [1.0]  # the recorded 429 is retried from the cassette, instantly
+    assert replay.unused() == []
+
+
+def test_saved_cassette_is_deterministic_and_sorted(tmp_path: Path) -> None:
+    first = RecordingTransport(_Canned())
+    second = RecordingTransport(_Canned())
+    urls = ["https://h/b?x=1", "https://h/a", "https://h/b?x=1", "https://h/c"]
+    for url in urls:
+        first.send(_Req("GET", url))
+    for url in reversed(urls):
+        second.send(_Req("GET", url))
+    a = first.save(tmp_path / "one", "r.json")
+    b = second.save(tmp_path / "two", "r.json")
+    assert a.read_bytes() == b.read_bytes()
+    assert a.read_text().endswith("}\n")
+    doc = json.loads(a.read_text())
+    assert [e["RequestUri"] for e in doc["Entries"]] == ["https://h/a", "https://h/b?x=1", "https://h/b?x=1",
+                                                          "https://h/c"]
+    assert sorted(p.name for p in (tmp_path / "one").iterdir()) == ["r.json"]  # no temp file left
+    assert load_cassette(a).entries[0] == Entry.from_json(doc["Entries"][0])
+
+
+def test_post_bodies_are_recorded_and_replayed(tmp_path: Path) -> None:
+    recorder = RecordingTransport(_Canned())
+    recorder.send(_Req("POST", "https://h/query", b'{"query": "x", "password": "p4ss-REAL"}'))
+    entry = recorder.entries[0]
+    assert entry.request_body == {"query": "x", "password": "REDACTED"}
+    assert [(r.pointer, r.reason) for r in recorder.redactions] == [("RequestBody/password", "secret-key-name")]
+    assert entry.request_headers == {"Content-Type": "application/json"}
+
+
+def test_unwritable_directory_is_a_package_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(PackageError, match="cannot write recording"):
+        RecordingTransport(_Canned()).save(blocker / "sub")
+
+
+def test_non_json_and_binary_bodies_are_kept_as_text() -> None:
+    recorder = RecordingTransport(_Canned(b"<html>oops ?sig=abcSECRET</html>", "text/html"))
+    recorder.send(_Req("GET", "https://h/x"))
+    assert recorder.entries[0].response_body == "<html>oops ?sig=REDACTED</html>"
+    broken = RecordingTransport(_Canned(b'{"value": [', "application/json"))
+    broken.send(_Req("GET", "https://h/x"))
+    assert broken.entries[0].response_body == '{"value": ['
+    binary = RecordingTransport(_Canned(b"\xff\x00", "application/octet-stream"))
+    binary.send(_Req("GET", "https://h/x"))
+    assert binary.entries[0].response_body == "\xff\x00"
+    empty = RecordingTransport(_Canned(b"", "application/json"))
+    assert empty.send(_Req("GET", "https://h/x")).read() == b""
+    assert empty.entries[0].response_body is None
+
+
+# ------------------------------------------------------------------------------ tiny in-process doubles
+class _Req:
+    def __init__(self, method: str, url: str, content: bytes | None = None) -> None:
+        self.method = method
+        self.url = url
+        self.content = content
+        self.headers = {"Content-Type": "application/json", "Authorization": "Bearer eyJsecret"}
+
+
+class _Canned(ReplayTransport):
+    """A real ReplayTransport answering every request with one response: the 'live' side."""
+
+    def __init__(self, body: bytes = b'{"ok": true}', content_type: str = "application/json") -> None:
+        super().__init__([])
+        self._body = body
+        self._type = content_type
+
+    def send(self, request: Any, **kwargs: Any) -> Any:
+        from evidence.azure.replay import CannedResponse
+
+        return CannedResponse(request, 200, {"Content-Type": self._type}, self._body)
