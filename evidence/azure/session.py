@@ -1,0 +1,95 @@
+"""Choosing how the tool reaches Azure: live, live while recording, or replayed offline.
+
+This is the one place that decides the credential and the transport; everything downstream gets
+an ``AzureClients`` factory and the evidence tap, and cannot tell the modes apart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from evidence.azure.clients import AZURE_PUBLIC, CLOUDS, AzureClients, Cloud
+from evidence.azure.tap import EvidenceTap
+from evidence.clock import Clock, FixedClock, SystemClock, isoformat, parse_timestamp
+from evidence.errors import ReplayError, UsageError
+
+#: The cassette variable that holds when a recording was made; a replay runs at that instant.
+RECORDED_AT = "recorded_at"
+
+
+@dataclass
+class AzureSession:
+    mode: str  # live | record | replay
+    clients: AzureClients
+    tap: EvidenceTap
+    clock: Clock
+    record_dir: Path | None = None
+
+    def finish(self) -> None:
+        """Save the recording, if this session records."""
+        if self.record_dir is None:
+            return
+        from evidence.azure.recording import RecordingTransport
+
+        recorder = self.tap.inner
+        assert isinstance(recorder, RecordingTransport)
+        recorder.save(self.record_dir, name="recording.json", variables={RECORDED_AT: isoformat(self.clock.now())})
+
+
+def resolve_cloud(name: str, resource_manager: str = "") -> Cloud:
+    if resource_manager:
+        # Azure Stack Hub and other custom clouds: only the Resource Manager endpoint is known.
+        return Cloud(name or "AzureCustomCloud", resource_manager.rstrip("/") + "/", AZURE_PUBLIC.log_analytics)
+    try:
+        return CLOUDS[name or AZURE_PUBLIC.name]
+    except KeyError:
+        raise UsageError(
+            f"unknown cloud {name!r}", hint=f"use one of {', '.join(CLOUDS)} or give --resource-manager URL"
+        ) from None
+
+
+def replay_session(cassette: Path, *, cloud: Cloud = AZURE_PUBLIC, clock: Clock | None = None) -> AzureSession:
+    """Offline: answers come from the cassette; the clock stands still at the recording's time.
+
+    Never builds DefaultAzureCredential: its managed-identity leg probes the network.
+    """
+    from evidence.azure.credentials import StaticCredential
+    from evidence.azure.replay import ReplayTransport, load_cassette
+
+    recording = load_cassette(cassette)
+    if clock is None:
+        recorded_at = recording.variables.get(RECORDED_AT)
+        if not isinstance(recorded_at, str):
+            raise ReplayError(
+                f"recording {cassette} does not say when it was made (Variables.{RECORDED_AT})",
+                hint="re-record it with `evidence package --record DIR`",
+            )
+        try:
+            clock = FixedClock(parse_timestamp(recorded_at))
+        except ValueError:
+            raise ReplayError(f"recording {cassette}: {RECORDED_AT} {recorded_at!r} is not a timestamp") from None
+    tap = EvidenceTap(ReplayTransport(recording), clock)
+    return AzureSession("replay", AzureClients(StaticCredential(), tap, cloud=cloud), tap, clock)
+
+
+def live_session(
+    *,
+    credential_kind: str = "default",
+    cloud: Cloud = AZURE_PUBLIC,
+    record_dir: Path | None = None,
+    clock: Clock | None = None,
+) -> AzureSession:
+    from azure.core.pipeline.transport import RequestsTransport
+
+    from evidence.azure.credentials import live_credential
+
+    clock = clock or SystemClock()
+    inner = RequestsTransport()
+    if record_dir is not None:
+        from evidence.azure.recording import RecordingTransport
+
+        inner = RecordingTransport(inner)
+    tap = EvidenceTap(inner, clock)
+    clients = AzureClients(live_credential(credential_kind), tap, cloud=cloud)
+    return AzureSession("record" if record_dir else "live", clients, tap, clock, record_dir)

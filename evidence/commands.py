@@ -1,0 +1,145 @@
+"""What the ``package`` and ``keygen`` commands do, apart from parsing flags and printing."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from evidence.config import Config, WindowConfig, load_config
+from evidence.errors import UsageError
+from evidence.pipeline import Observer, PackageRequest, PackageResult, build_package
+
+if TYPE_CHECKING:
+    from evidence.sign.interface import Signer
+
+
+def resolve_config(options: dict[str, Any]) -> Config:
+    """The config file (if any) with the command-line flags laid over it."""
+    path: Path | None = options.get("config_path")
+    if path is None and Path("evidence.toml").is_file():
+        path = Path("evidence.toml")
+    config = load_config(path) if path is not None else Config()
+    config = config.with_overrides(
+        "scope",
+        subscriptions=tuple(options.get("subscription") or ()),
+        resource_group=options.get("resource_group"),
+        workspaces=tuple(options.get("workspace") or ()),
+        organisation=options.get("organisation"),
+    )
+    if any(options.get(k) for k in ("interval", "quarter", "last")):
+        # A window flag replaces the file's window as a whole: mixing the two ways is ambiguous.
+        window = WindowConfig(
+            interval=options.get("interval") or "",
+            quarter=options.get("quarter") or "",
+            last=options.get("last") or "",
+        )
+        config = replace(config, window=window)
+    config = config.with_overrides(
+        "azure",
+        cloud=options.get("cloud"),
+        resource_manager=options.get("resource_manager"),
+        credential=options.get("credential"),
+    )
+    config = config.with_overrides(
+        "signing",
+        key=str(options["key_path"]) if options.get("key_path") else None,
+        certificate=str(options["cert_path"]) if options.get("cert_path") else None,
+    )
+    return config.with_overrides("output", directory=str(options["out_dir"]) if options.get("out_dir") else None)
+
+
+def load_signer(config: Config) -> Signer:
+    signing = config.signing
+    if signing.key_vault_key_id:
+        from evidence.azure.credentials import live_credential
+        from evidence.sign.keyvault import KeyVaultSigner
+
+        return KeyVaultSigner.from_key_id(
+            signing.key_vault_key_id,
+            live_credential(config.azure.credential),
+            certificate_path=signing.certificate or None,
+        )
+    if signing.key:
+        from evidence.sign.local import LocalKeySigner
+
+        password = None
+        if signing.password_env:
+            password = os.environ.get(signing.password_env)
+            if password is None:
+                raise UsageError(
+                    f"[signing] password_env names {signing.password_env}, which is not set",
+                    hint="export the key's password in that variable",
+                )
+        return LocalKeySigner.from_files(signing.key, signing.certificate or None, password)
+    raise UsageError(
+        "no signing key configured",
+        hint="pass --key KEY.pem [--cert CERT.pem] (make one with `evidence keygen`), "
+        "set [signing] in evidence.toml, or pass --unsigned",
+    )
+
+
+def run_package(options: dict[str, Any], *, observer: Observer | None = None) -> PackageResult:
+    from evidence.azure.session import live_session, replay_session, resolve_cloud
+    from evidence.check.runner import default_controls
+    from evidence.collect.runner import default_collectors
+
+    config = resolve_config(options)
+    if options.get("replay_dir") and options.get("record_dir"):
+        raise UsageError("--replay and --record cannot be used together", hint="record first, then replay")
+    scope = config.scope.to_scope()
+    signer = None if options.get("unsigned") else load_signer(config)
+    cloud = resolve_cloud(config.azure.cloud, config.azure.resource_manager)
+    if options.get("replay_dir"):
+        session = replay_session(Path(options["replay_dir"]), cloud=cloud)
+    else:
+        session = live_session(
+            credential_kind=config.azure.credential,
+            cloud=cloud,
+            record_dir=options.get("record_dir"),
+        )
+    window = config.window.resolve(session.clock.now())
+    request = PackageRequest(
+        scope=scope,
+        window=window,
+        out_dir=Path(config.output.directory),
+        kind=options.get("kind") or "audit",
+        mode=session.mode,
+        policy=config.policy,
+        page_size=config.output.page_size,
+    )
+    try:
+        return build_package(
+            request,
+            clients=session.clients,
+            tap=session.tap,
+            clock=session.clock,
+            collectors=default_collectors(),
+            controls=default_controls(),
+            signer=signer,
+            observer=observer,
+        )
+    finally:
+        session.finish()
+
+
+def run_keygen(out_dir: Path, key_type: str, common_name: str) -> tuple[Path, Path, str]:
+    from evidence.clock import SystemClock
+    from evidence.sign.interface import fingerprint
+    from evidence.sign.keygen import generate_key
+    from evidence.sign.local import load_private_key
+
+    key_pem, cert_pem = generate_key(key_type, common_name, SystemClock().now())
+    out_dir.mkdir(parents=True, exist_ok=True)
+    key_path = out_dir / "signer.key.pem"
+    cert_path = out_dir / "signer.cert.pem"
+    if key_path.exists():
+        raise UsageError(f"{key_path} already exists", hint="choose another --out folder; keys are never overwritten")
+    # The private key is readable by its owner only, from the moment it exists.
+    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(key_pem)
+    cert_path.write_bytes(cert_pem)
+    key = load_private_key(key_path)
+    return key_path, cert_path, fingerprint(key.public_key())

@@ -1,0 +1,317 @@
+"""The whole flow in one place: collect, check, render, bundle and sign, into one zip.
+
+``build_package`` takes its collaborators (clients, tap, clock, signer, collectors, controls)
+instead of building them, so the CLI, the demo and the tests all run the same code with different
+parts plugged in. Everything is written under a temporary folder next to the output and renamed
+into place at the end: a crash never leaves a half-written package where a finished one should be.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from evidence import __version__
+from evidence.check.interface import CheckContext, Control
+from evidence.check.runner import ControlResult, run_checks
+from evidence.clock import Clock, parse_timestamp
+from evidence.collect.interface import Collector
+from evidence.collect.runner import run_collection
+from evidence.collect.store import (
+    COLLECTION_FILE,
+    load_raw,
+    normalise_all,
+    pretty_json,
+    write_raw,
+    write_records,
+)
+from evidence.config import PolicyConfig
+from evidence.domain import CollectionSummary, Gap, Scope, Window
+from evidence.errors import PackageError
+
+if TYPE_CHECKING:
+    from evidence.azure.clients import AzureClients
+    from evidence.azure.tap import EvidenceTap
+    from evidence.sign.interface import Signer
+
+Observer = Callable[[str], None]
+
+FINDINGS_FILE = "data/findings.json"
+REPORT_HTML = "data/report/report.html"
+REPORT_PDF = "data/report/report.pdf"
+VERIFY_FILE = "VERIFY.txt"
+
+
+@dataclass(frozen=True)
+class PackageRequest:
+    scope: Scope
+    window: Window
+    out_dir: Path
+    kind: str = "audit"
+    mode: str = "live"  # live | replay | record: recorded in collection.json
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
+    page_size: str = "A4"
+    release_model: str | None = None
+    release_version: str | None = None
+
+
+@dataclass(frozen=True)
+class PackageResult:
+    root: str
+    zip_path: Path
+    zip_sha256: str
+    html_path: Path
+    pdf_path: Path
+    package_id: str
+    gaps: tuple[Gap, ...]
+    controls: tuple[ControlResult, ...]
+    records: dict[str, int]  # record kind -> count
+    signer_fingerprint: str | None
+
+
+def package_root_name(request: PackageRequest) -> str:
+    org = re.sub(r"[^a-z0-9]+", "-", request.scope.organisation.lower()).strip("-") or "azureml"
+    start = request.window.start.strftime("%Y%m%dT%H%MZ").replace("T0000Z", "")
+    end = request.window.end.strftime("%Y%m%dT%H%MZ").replace("T0000Z", "")
+    return f"evidence-{org}-{request.kind}-{start}-{end}"
+
+
+def build_package(
+    request: PackageRequest,
+    *,
+    clients: AzureClients,
+    tap: EvidenceTap,
+    clock: Clock,
+    collectors: Sequence[Collector],
+    controls: Sequence[Control],
+    signer: Signer | None = None,
+    observer: Observer | None = None,
+) -> PackageResult:
+    say = observer or (lambda _message: None)
+    out_dir = request.out_dir
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise PackageError(f"cannot create output folder {out_dir}: {exc.strerror}") from None
+    root = package_root_name(request)
+    staging = Path(tempfile.mkdtemp(prefix=f".{root}.", suffix=".partial", dir=out_dir))
+    try:
+        bag = staging / root
+        bag.mkdir()
+        result = _build_into(request, bag, root, clients, tap, clock, collectors, controls, signer, say)
+        zip_path = out_dir / f"{root}.zip"
+        say(f"writing {zip_path}")
+        from evidence.bundle.archive import write_zip
+
+        zip_sha = write_zip(bag, zip_path, root=root, date_time=clock.now())
+        html_path = _publish(bag / REPORT_HTML, out_dir / f"{root}.html")
+        pdf_path = _publish(bag / REPORT_PDF, out_dir / f"{root}.pdf")
+        return PackageResult(
+            root=root,
+            zip_path=zip_path,
+            zip_sha256=zip_sha,
+            html_path=html_path,
+            pdf_path=pdf_path,
+            **result,
+        )
+    except OSError as exc:
+        raise PackageError(f"could not write the package under {out_dir}: {exc}") from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _publish(source: Path, target: Path) -> Path:
+    """Copy a report out of the bag for convenience, atomically (temp name, then rename)."""
+    temp = target.with_name(f".{target.name}.partial")
+    shutil.copyfile(source, temp)
+    os.replace(temp, target)
+    return target
+
+
+def _build_into(
+    request: PackageRequest,
+    bag: Path,
+    root: str,
+    clients: AzureClients,
+    tap: EvidenceTap,
+    clock: Clock,
+    collectors: Sequence[Collector],
+    controls: Sequence[Control],
+    signer: Signer | None,
+    say: Observer,
+) -> dict[str, Any]:
+    # 1. collect: raw responses as received (redacted), then records derived from the stored files.
+    run = run_collection(
+        clients=clients,
+        tap=tap,
+        scope=request.scope,
+        window=request.window,
+        clock=clock,
+        collectors=collectors,
+        observer=say,
+    )
+    provenance, redactions = write_raw(run.exchanges, bag)
+    records = normalise_all(collectors, load_raw(bag, provenance))
+    write_records(records, bag)
+    summary = CollectionSummary(
+        tool_version=__version__,
+        scope=request.scope,
+        window=request.window,
+        started_at=run.started_at,
+        finished_at=run.finished_at,
+        requests=tuple(provenance),
+        gaps=run.gaps,
+        redactions=tuple(redactions),
+        mode=request.mode,
+    )
+    _write_text(bag / COLLECTION_FILE, pretty_json(summary.to_json()))
+    say(f"collected {sum(len(r) for r in records.values())} records from {len(provenance)} requests")
+
+    # 2. check
+    ctx = CheckContext(
+        records=records,
+        gaps=run.gaps,
+        scope=request.scope,
+        window=request.window,
+        collected_at=parse_timestamp(run.finished_at),
+        policy=request.policy,
+        kind=request.kind,
+        release_model=request.release_model,
+        release_version=request.release_version,
+    )
+    results = run_checks(controls, ctx)
+    _write_findings(bag, results)
+
+    # 3. render: the report names the evidence by digest, so hash the evidence first.
+    evidence_files = _hash_payload(bag)
+    package_id = _package_id(evidence_files)
+    signer_info = _signer_info(signer)
+    from evidence.render.html import render_html
+    from evidence.render.interface import ReportInput
+    from evidence.render.pdf import render_pdf
+
+    report = ReportInput(
+        kind=request.kind,
+        title=_title(request),
+        organisation=request.scope.organisation,
+        scope=request.scope.to_json(),
+        window=request.window.to_json(),
+        generated_at=run.finished_at,
+        tool_version=__version__,
+        package_id=package_id,
+        signer=signer_info,
+        records=records,
+        controls=[r.to_json() for r in results],
+        findings=[f.to_json() for r in results for f in r.findings],
+        gaps=[g.to_json() for g in run.gaps],
+        requests=[p.to_json() for p in provenance],
+        redactions=[r.to_json() for r in redactions],
+        evidence_files=evidence_files,
+    )
+    say("rendering report")
+    _write_text(bag / REPORT_HTML, render_html(report))
+    pdf = render_pdf(report, page_size=request.page_size)
+    if signer is not None:
+        from evidence.sign.pades import sign_pdf
+
+        pdf = sign_pdf(pdf, signer, signed_at=clock.now(), reason=f"Evidence package {package_id[:16]}")
+    (bag / REPORT_PDF).write_bytes(pdf)
+
+    # 4. bundle and sign
+    if signer is not None:
+        from evidence.sign.package_signature import verify_instructions
+
+        _write_text(bag / VERIFY_FILE, verify_instructions(root, signer.key_id(), algorithm=signer.algorithm))
+    from evidence.bundle.bagit import write_bag
+
+    write_bag(
+        bag,
+        bag_info={
+            "Bagging-Date": run.finished_at[:10],
+            "Bag-Software-Agent": f"evidence {__version__}",
+            "External-Identifier": root,
+            "Package-Id": package_id,
+            "Source-Organization": request.scope.organisation or "unknown",
+            "Evidence-Kind": request.kind,
+            "Evidence-Window": str(request.window),
+        },
+    )
+    if signer is not None:
+        from evidence.sign.package_signature import sign_tag_manifest
+
+        say("signing")
+        signed = sign_tag_manifest((bag / "tagmanifest-sha256.txt").read_bytes(), signer, signed_at=clock.now())
+        for rel, data in signed.items():
+            target = bag / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+    return {
+        "package_id": package_id,
+        "gaps": run.gaps,
+        "controls": tuple(results),
+        "records": {k: len(v) for k, v in sorted(records.items())},
+        "signer_fingerprint": signer.key_id() if signer is not None else None,
+    }
+
+
+def _title(request: PackageRequest) -> str:
+    if request.kind == "release" and request.release_model:
+        return f"Release close-out: {request.release_model} version {request.release_version}"
+    if request.kind == "access-review":
+        return "Quarterly access review: Azure Machine Learning"
+    return "Azure Machine Learning model governance: audit evidence"
+
+
+def _write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8", newline="\n")
+
+
+def _write_findings(bag: Path, results: Sequence[ControlResult]) -> None:
+    document = {
+        "format": "evidence-findings/v1",
+        "controls": [{**r.to_json(), "findings": [f.to_json() for f in r.findings]} for r in results],
+    }
+    _write_text(bag / FINDINGS_FILE, pretty_json(document))
+
+
+def _hash_payload(bag: Path) -> list[tuple[str, str]]:
+    """(path, sha256) of every evidence file under data/, report excluded, sorted by path."""
+    files = []
+    for path in sorted((bag / "data").rglob("*")):
+        if path.is_file():
+            rel = path.relative_to(bag).as_posix()
+            if not rel.startswith("data/report/"):
+                with path.open("rb") as handle:
+                    files.append((rel, hashlib.file_digest(handle, "sha256").hexdigest()))
+    return sorted(files, key=lambda item: item[0].encode("utf-8"))
+
+
+def _package_id(evidence_files: Sequence[tuple[str, str]]) -> str:
+    """SHA-256 over the manifest lines of the evidence (everything in data/ but the report).
+
+    The report shows the package ID on its cover, so the ID cannot cover the report itself; it is
+    exactly reproducible from ``manifest-sha256.txt`` by dropping the ``data/report/`` lines.
+    """
+    lines = "".join(f"{digest}  {path}\n" for path, digest in evidence_files)
+    return hashlib.sha256(lines.encode("utf-8")).hexdigest()
+
+
+def _signer_info(signer: Signer | None) -> dict[str, Any] | None:
+    if signer is None:
+        return None
+    from evidence.sign.demo import is_demo_key
+
+    return {
+        "label": signer.label,
+        "fingerprint": signer.key_id(),
+        "algorithm": str(signer.algorithm),
+        "insecure_demo": is_demo_key(signer.public_key()),
+    }
