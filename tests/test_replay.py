@@ -15,7 +15,7 @@ from azure.core.exceptions import DecodeError, DeserializationError, HttpRespons
 
 from evidence.azure.cassette import Entry
 from evidence.azure.clients import AzureClients
-from evidence.azure.credentials import StaticCredential
+from evidence.azure.credentials import CREDENTIAL_KINDS, FAR_FUTURE_EXPIRY, StaticCredential, live_credential
 from evidence.azure.replay import (
     CannedResponse,
     Cassette,
@@ -28,7 +28,7 @@ from evidence.azure.replay import (
 from evidence.azure.tap import EvidenceTap
 from evidence.clock import FixedClock
 from evidence.domain import Workspace
-from evidence.errors import ReplayError
+from evidence.errors import ReplayError, UsageError
 
 SUB = "00000000-0000-0000-0000-0000000000aa"
 WS = Workspace(SUB, "rg-ml", "ws-prod")
@@ -312,3 +312,45 @@ def test_concurrent_requests_consume_each_entry_once() -> None:
         t.join()
     assert sorted(seen) == list(range(40))
     assert transport.unused() == []
+
+
+# ------------------------------------------------------------------------------ credentials
+def test_static_credential_is_deterministic_and_records_scopes() -> None:
+    credential = StaticCredential()
+    first = credential.get_token("https://management.azure.com/.default")
+    info = credential.get_token_info("https://api.loganalytics.io/.default")
+    assert (first.token, first.expires_on) == ("offline-token", FAR_FUTURE_EXPIRY)
+    assert (info.token, info.expires_on, info.token_type) == ("offline-token", FAR_FUTURE_EXPIRY, "Bearer")
+    assert credential.scopes_seen == [("https://management.azure.com/.default",),
+                                      ("https://api.loganalytics.io/.default",)]
+    clocked = StaticCredential("t", clock=CLOCK, lifetime=timedelta(hours=2))
+    assert clocked.expires_at() == datetime(2026, 7, 1, 2, tzinfo=UTC)
+    with clocked as same:
+        assert same.get_token().expires_on == int(datetime(2026, 7, 1, 2, tzinfo=UTC).timestamp())
+
+
+def test_sdk_pipeline_asks_the_static_credential_for_the_cloud_scope() -> None:
+    credential = StaticCredential()
+    transport = ReplayTransport([entry(RA_URL, {"value": []})])
+    list(AzureClients(credential, EvidenceTap(transport, CLOCK)).authorization(SUB).role_assignments
+         .list_for_scope(WS.arm_id))
+    assert credential.scopes_seen == [("https://management.azure.com/.default",)]
+
+
+def test_unknown_credential_kind_is_a_usage_error() -> None:
+    with pytest.raises(UsageError) as caught:
+        live_credential("kerberos")
+    assert "kerberos" in caught.value.diagnostics()
+    assert "cli" in caught.value.diagnostics() and caught.value.exit_code == 2
+
+
+@pytest.mark.parametrize(
+    ("kind", "cls"),
+    [("cli", "AzureCliCredential"), ("environment", "EnvironmentCredential"), ("Managed-Identity",
+                                                                              "ManagedIdentityCredential")],
+)
+def test_live_credential_kinds_build_without_network(kind: str, cls: str) -> None:
+    # Constructing these does no I/O (only DefaultAzureCredential probes), so they are safe here.
+    credential = live_credential(kind)
+    assert type(credential).__name__ == cls
+    assert kind.lower() in CREDENTIAL_KINDS
