@@ -17,7 +17,7 @@ import json
 import os
 import tempfile
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -167,16 +167,8 @@ class RecordingTransport(HttpTransport[Any, Any]):
 
     # -- output --------------------------------------------------------------------------------
     def to_json(self, variables: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        """The recording as a test-proxy document.
-
-        Entries are ordered by request (stable sort on the matching key), not by arrival: when
-        collectors run concurrently, arrival order depends on thread scheduling, while the order of
-        responses to one and the same request (a 429, then its 200) is kept, which is all replay
-        needs.
-        """
-        entries = self.entries
-        ordered = sorted(entries, key=lambda e: request_key(e.request_method, e.request_uri))
-        return {"Entries": [e.to_json() for e in ordered], "Variables": dict(sorted((variables or {}).items()))}
+        """The recording as a test-proxy document (entries ordered as ``recording_document`` says)."""
+        return recording_document(self.entries, variables)
 
     def save(
         self,
@@ -184,27 +176,48 @@ class RecordingTransport(HttpTransport[Any, Any]):
         name: str = "recording.json",
         variables: Mapping[str, Any] | None = None,
     ) -> Path:
-        """Write the recording to ``directory/name`` atomically; return the file's path.
+        """Write the recording to ``directory/name`` atomically; return the file's path."""
+        return write_recording(self.entries, directory, name, variables)
 
-        Deterministic: sorted keys, two-space indent, UTF-8, trailing newline. Written to a temporary
-        file in the same directory and renamed, so a crash never leaves half a cassette.
-        """
-        target_dir = Path(directory)
-        text = json.dumps(self.to_json(variables), sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+
+def recording_document(entries: Iterable[Entry], variables: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """A test-proxy document for ``entries``.
+
+    Entries are ordered by request (stable sort on the matching key), not by arrival: when
+    collectors run concurrently, arrival order depends on thread scheduling, while the order of
+    responses to one and the same request (a 429, then its 200) is kept, which is all replay needs.
+    """
+    ordered = sorted(entries, key=lambda e: request_key(e.request_method, e.request_uri))
+    return {"Entries": [e.to_json() for e in ordered], "Variables": dict(sorted((variables or {}).items()))}
+
+
+def write_recording(
+    entries: Iterable[Entry],
+    directory: str | os.PathLike[str],
+    name: str = "recording.json",
+    variables: Mapping[str, Any] | None = None,
+) -> Path:
+    """Write ``entries`` as one recording file, deterministically and atomically; return its path.
+
+    Sorted keys, two-space indent, UTF-8, trailing newline. Written to a temporary file in the same
+    directory and renamed, so a crash never leaves half a cassette behind.
+    """
+    target_dir = Path(directory)
+    text = json.dumps(recording_document(entries, variables), sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+    try:
+        target_dir.mkdir(parents=True, exist_ok=True)
+        handle = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed below; kept for os.replace
+            "w", encoding="utf-8", dir=target_dir, prefix=f".{name}.", suffix=".tmp", delete=False
+        )
         try:
-            target_dir.mkdir(parents=True, exist_ok=True)
-            handle = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed below; kept for os.replace
-                "w", encoding="utf-8", dir=target_dir, prefix=f".{name}.", suffix=".tmp", delete=False
-            )
-            try:
-                with handle:
-                    handle.write(text)
-                    handle.flush()
-                    os.fsync(handle.fileno())
-                os.replace(handle.name, target_dir / name)
-            except BaseException:
-                Path(handle.name).unlink(missing_ok=True)
-                raise
-        except OSError as exc:
-            raise PackageError(f"cannot write recording {target_dir / name}: {exc.strerror or exc}") from exc
-        return target_dir / name
+            with handle:
+                handle.write(text)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(handle.name, target_dir / name)
+        except BaseException:
+            Path(handle.name).unlink(missing_ok=True)
+            raise
+    except OSError as exc:
+        raise PackageError(f"cannot write recording {target_dir / name}: {exc.strerror or exc}") from exc
+    return target_dir / name
