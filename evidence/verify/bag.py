@@ -18,7 +18,7 @@ from evidence.errors import VerificationError
 from evidence.verify.package import CorruptMemberError, OpenedPackage
 from evidence.verify.report import CheckResult, failed, passed
 
-_HEX64 = re.compile(r"[0-9a-fA-F]{64}")
+_LINE = re.compile(r"([0-9a-f]{64})  ([^ \t].*)")
 _OXUM = re.compile(r"(\d+)\.(\d+)")
 
 
@@ -159,19 +159,27 @@ def _read_manifest(pkg: OpenedPackage, manifest: str, *, payload: bool) -> tuple
 
 
 def _parse_manifest(data: bytes, *, payload: bool) -> _Manifest:
+    """Manifests must be in the canonical form :func:`evidence.bundle.bagit.write_bag` writes:
+    ``<64 lowercase hex>  <path>`` (two spaces), every line ending in LF.
+
+    Stricter than RFC 8493 (which allows any case and any run of whitespace) on purpose: if a byte
+    of the manifest could change without changing its meaning, integrity would hinge on the
+    parser's leniency instead of on the bytes the signature covers.
+    """
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         return _Manifest({}, (f"not UTF-8: {exc.reason} at byte {exc.start}",))
     entries: dict[str, str] = {}
     problems: list[str] = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        # RFC 8493 2.1.3: "<checksum> <filepath>", separated by one or more linear whitespace.
-        digest, _, rest = line.partition(" ")
-        encoded = rest.lstrip(" \t")
-        if not _HEX64.fullmatch(digest) or not encoded:
-            problems.append(f"line {number} is not '<sha256 hex>  <path>'")
+    if text and not text.endswith("\n"):
+        problems.append("does not end with a line feed")
+    for number, line in enumerate(text.split("\n")[:-1] if text.endswith("\n") else text.split("\n"), start=1):
+        match = _LINE.fullmatch(line)
+        if match is None:
+            problems.append(f"line {number} is not '<sha256 lowercase hex>  <path>'")
             continue
+        digest, encoded = match.groups()
         rel = layout.decode_manifest_path(encoded)
         if rel in entries:
             problems.append(f"line {number}: {rel} is listed twice")
@@ -179,7 +187,7 @@ def _parse_manifest(data: bytes, *, payload: bool) -> _Manifest:
             where = "payload files (data/...)" if payload else "tag files (outside data/)"
             problems.append(f"line {number}: {rel} does not belong here, this manifest lists {where}")
         else:
-            entries[rel] = digest.lower()
+            entries[rel] = digest
     return _Manifest(entries, tuple(problems))
 
 

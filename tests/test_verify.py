@@ -1,0 +1,565 @@
+"""Verify stage: each test is an attack on a package, and asserts the exact reason it is caught."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import zipfile
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from evidence.bundle.archive import write_zip
+from evidence.bundle.bagit import write_bag
+from evidence.errors import EvidenceError, ExitCode, VerificationError
+from evidence.verify import (
+    CheckResult,
+    Limits,
+    OpenedPackage,
+    Status,
+    TrustAnchor,
+    UnsafeArchiveError,
+    VerificationReport,
+    exit_code_for,
+    failed,
+    passed,
+    verify_package,
+)
+from evidence.verify.package import CorruptMemberError
+
+ASSETS = Path(__file__).parent / "assets"
+MALICIOUS = ASSETS / "malicious"
+WHEN = datetime(2025, 3, 14, 9, 26, 53, tzinfo=UTC)
+PAYLOAD = {
+    "data/collection.json": b'{"format": "evidence-collection/v1", "gaps": []}\n',
+    "data/records/model_versions.jsonl": b'{"model_name": "fraud", "version": "1"}\n' * 40,
+    "data/records/deployments.jsonl": b'{"deployment_name": "blue", "traffic_percent": 100}\n',
+    "data/report/report.html": b"<!doctype html><title>Evidence</title>\n",
+    "data/report/logo.png": b"\x89PNG\r\n\x1a\n" + bytes(range(64)),
+    "data/100%.json": b"{}",
+}
+
+
+def build(tmp: Path, files: dict[str, bytes] = PAYLOAD, extra_tags: dict[str, bytes] | None = None) -> Path:
+    bag = tmp / "bag"
+    for rel, data in files.items():
+        (bag / rel).parent.mkdir(parents=True, exist_ok=True)
+        (bag / rel).write_bytes(data)
+    for rel, data in (extra_tags or {}).items():
+        (bag / rel).parent.mkdir(parents=True, exist_ok=True)
+        (bag / rel).write_bytes(data)
+    write_bag(bag, bag_info={"Bagging-Date": "2025-03-14", "Source-Organization": "Contoso"})
+    out = tmp / "package.zip"
+    write_zip(bag, out, root="pkg", date_time=WHEN)
+    return out
+
+
+def rezip(
+    src: Path,
+    dst: Path,
+    *,
+    edit: dict[str, Callable[[bytes], bytes]] | None = None,
+    drop: Iterable[str] = (),
+    add: dict[str, bytes] | None = None,
+) -> Path:
+    """Rewrite a package zip with some members changed, the way an attacker with ``zip`` would."""
+    edit, dropped = edit or {}, set(drop)
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w") as zout:
+        for info in zin.infolist():
+            rel = info.filename.split("/", 1)[1]
+            if rel in dropped:
+                continue
+            data = zin.read(info)
+            zout.writestr(info, edit[rel](data) if rel in edit else data)
+        for rel, data in (add or {}).items():
+            zout.writestr(zipfile.ZipInfo(f"pkg/{rel}", date_time=(2025, 1, 1, 0, 0, 0)), data)
+    return dst
+
+
+def flip_first_byte(data: bytes) -> bytes:
+    return bytes([data[0] ^ 0x01]) + data[1:]
+
+
+def problems(report: VerificationReport) -> list[tuple[str, str | None, str]]:
+    return [(c.name, c.subject, c.reason) for c in report.failures]
+
+
+@pytest.fixture(scope="module")
+def package(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build(tmp_path_factory.mktemp("package"))
+
+
+# -- an intact package ---------------------------------------------------------------------------
+
+
+def test_intact_package_passes_every_check(package: Path) -> None:
+    report = verify_package(package)
+    assert report.passed
+    assert report.exit_code == ExitCode.OK == exit_code_for(report)
+    assert [c.name for c in report.checks] == [
+        "archive.open",
+        "archive.safety",
+        "bagit.declaration",
+        "bagit.info",
+        "bagit.manifest",
+        "payload.listed",
+        "payload.present",
+        "bagit.oxum",
+        "payload.digest",
+        "bagit.tagmanifest",
+        "signature",
+    ]
+    assert all(c.status is Status.PASSED for c in report.checks[:-1])
+    unsigned = report.checks[-1]
+    assert (unsigned.status, unsigned.required) == (Status.INDETERMINATE, False)
+    assert unsigned.reason.startswith("package is not signed")
+    report.raise_for_failure()  # does not raise
+
+
+def test_report_is_frozen_and_its_json_deterministic(package: Path) -> None:
+    first, second = verify_package(package), verify_package(package)
+    assert first == second
+    assert first.to_json() == second.to_json()
+    doc = json.loads(first.to_json())
+    assert doc["format"] == "evidence-verification/v1"
+    assert (doc["status"], doc["passed"], doc["exit_code"]) == ("PASSED", True, 0)
+    assert doc["checks"][8] == {
+        "name": "payload.digest",
+        "status": "PASSED",
+        "reason": "6 payload files match their SHA-256",
+        "subject": None,
+        "required": True,
+    }
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        first.checks[0].status = Status.FAILED  # type: ignore[misc]
+
+
+def test_bagit_python_agrees_on_spec_edge_cases(package: Path) -> None:
+    # data/100%.json is written as data/100%25.json in the manifest (RFC 8493 2.1.3) and verified.
+    with OpenedPackage.open(package) as pkg:
+        assert b"  data/100%25.json\n" in pkg.read("manifest-sha256.txt")
+        assert "data/100%.json" in pkg.payload_files
+
+
+# -- tampering: each caught, naming the file -----------------------------------------------------
+
+
+def test_flipped_byte_in_payload_file_is_caught_naming_the_file(package: Path, tmp_path: Path) -> None:
+    bad = rezip(package, tmp_path / "t.zip", edit={"data/records/deployments.jsonl": flip_first_byte})
+    report = verify_package(bad)
+    assert report.exit_code == ExitCode.FAILED
+    [(name, subject, reason)] = problems(report)
+    assert (name, subject) == ("payload.digest", "data/records/deployments.jsonl")
+    assert reason.startswith("SHA-256 mismatch: expected ")
+    assert "FAILED        payload.digest data/records/deployments.jsonl: SHA-256 mismatch" in report.to_text()
+    with pytest.raises(VerificationError, match=r"data/records/deployments\.jsonl"):
+        report.raise_for_failure()
+
+
+def test_removed_payload_file_is_caught(package: Path, tmp_path: Path) -> None:
+    report = verify_package(rezip(package, tmp_path / "t.zip", drop=["data/collection.json"]))
+    found = problems(report)
+    assert ("payload.present", "data/collection.json", "listed in manifest-sha256.txt but not in the package") in found
+    assert [n for n, _, _ in found] == ["payload.present", "bagit.oxum"]
+
+
+def test_unlisted_payload_file_is_caught(package: Path, tmp_path: Path) -> None:
+    report = verify_package(rezip(package, tmp_path / "t.zip", add={"data/records/extra.jsonl": b"{}\n"}))
+    found = problems(report)
+    assert found[0] == ("payload.listed", "data/records/extra.jsonl", "not listed in manifest-sha256.txt")
+    assert [n for n, _, _ in found] == ["payload.listed", "bagit.oxum"]
+
+
+def test_edited_bag_info_is_caught_by_the_tag_manifest(package: Path, tmp_path: Path) -> None:
+    def relabel(data: bytes) -> bytes:
+        return data.replace(b"Contoso", b"Fabrikam")
+
+    report = verify_package(rezip(package, tmp_path / "t.zip", edit={"bag-info.txt": relabel}))
+    [(name, subject, reason)] = problems(report)
+    assert (name, subject) == ("bagit.tagmanifest", "bag-info.txt")
+    assert reason.startswith("SHA-256 mismatch")
+
+
+def test_payload_oxum_lie_is_caught(package: Path, tmp_path: Path) -> None:
+    def lie(data: bytes) -> bytes:
+        return b"".join(
+            b"Payload-Oxum: 1.1\n" if line.startswith(b"Payload-Oxum") else line
+            for line in data.splitlines(keepends=True)
+        )
+
+    report = verify_package(rezip(package, tmp_path / "t.zip", edit={"bag-info.txt": lie}))
+    names = [(n, s) for n, s, _ in problems(report)]
+    assert names == [("bagit.oxum", "bag-info.txt"), ("bagit.tagmanifest", "bag-info.txt")]
+    assert problems(report)[0][2].startswith("Payload-Oxum is 1.1, the payload is ")
+
+
+def test_manifest_rewritten_to_match_a_tampered_file_is_caught_by_the_tag_manifest(
+    package: Path, tmp_path: Path
+) -> None:
+    with zipfile.ZipFile(package) as zf:
+        original = zf.read("pkg/data/collection.json")
+        manifest = zf.read("pkg/manifest-sha256.txt")
+    forged = b'{"format": "evidence-collection/v1", "gaps": ["hidden"]}\n'
+
+    manifest = manifest.replace(
+        hashlib.sha256(original).hexdigest().encode(), hashlib.sha256(forged).hexdigest().encode()
+    )
+    bad = rezip(
+        package,
+        tmp_path / "t.zip",
+        edit={"data/collection.json": lambda _: forged, "manifest-sha256.txt": lambda _: manifest},
+    )
+    report = verify_package(bad)
+    found = problems(report)
+    assert [(n, s) for n, s, _ in found] == [
+        ("bagit.oxum", "bag-info.txt"),
+        ("bagit.tagmanifest", "manifest-sha256.txt"),
+    ]
+
+
+def test_fully_rebagged_package_passes_integrity_but_not_trust(tmp_path: Path) -> None:
+    # An attacker who rebuilds the whole bag defeats hashes; only a trusted signature stops them.
+    forged = build(tmp_path, {**PAYLOAD, "data/collection.json": b'{"forged": true}\n'})
+    assert verify_package(forged).passed
+    report = verify_package(forged, trust=[b"-----BEGIN CERTIFICATE-----"])
+    assert not report.passed
+    assert report.exit_code == ExitCode.FAILED
+    [(name, _, reason)] = problems(report)
+    assert (name, reason) == ("signature", "package is not signed")
+
+
+def test_planted_tag_file_is_caught(package: Path, tmp_path: Path) -> None:
+    bad = rezip(package, tmp_path / "t.zip", add={"VERIFY.txt": b"no need to check anything\n"})
+    assert problems(verify_package(bad)) == [
+        ("bagit.tagmanifest", "VERIFY.txt", "tag file not covered by tagmanifest-sha256.txt")
+    ]
+
+
+def test_removed_tag_manifest_is_caught(package: Path, tmp_path: Path) -> None:
+    bad = rezip(package, tmp_path / "t.zip", drop=["tagmanifest-sha256.txt"])
+    assert problems(verify_package(bad)) == [
+        (
+            "bagit.tagmanifest",
+            "tagmanifest-sha256.txt",
+            "tagmanifest-sha256.txt is missing (it pins the manifest, and the signature covers it)",
+        )
+    ]
+
+
+def test_uppercase_digest_in_tag_manifest_is_not_canonical(package: Path, tmp_path: Path) -> None:
+    report = verify_package(rezip(package, tmp_path / "t.zip", edit={"tagmanifest-sha256.txt": bytes.upper}))
+    found = problems(report)
+    assert found[0] == (
+        "bagit.tagmanifest",
+        "tagmanifest-sha256.txt",
+        "line 1 is not '<sha256 lowercase hex>  <path>'",
+    )
+
+
+def test_bag_declaring_an_old_bagit_version_is_refused(package: Path, tmp_path: Path) -> None:
+    def downgrade(data: bytes) -> bytes:
+        return data.replace(b"1.0", b"0.97")
+
+    report = verify_package(rezip(package, tmp_path / "t.zip", edit={"bagit.txt": downgrade}))
+    assert problems(report) == [("bagit.declaration", "bagit.txt", "BagIt-Version is '0.97', expected '1.0'")]
+
+
+def test_missing_bagit_declaration_stops_the_bag_checks(package: Path, tmp_path: Path) -> None:
+    report = verify_package(rezip(package, tmp_path / "t.zip", drop=["bagit.txt"]))
+    assert problems(report) == [("bagit.declaration", "bagit.txt", "bagit.txt is missing: not a BagIt bag")]
+    assert [c.name for c in report.checks] == ["archive.open", "archive.safety", "bagit.declaration", "signature"]
+
+
+def test_second_manifest_algorithm_is_refused_not_ignored(package: Path, tmp_path: Path) -> None:
+    report = verify_package(rezip(package, tmp_path / "t.zip", add={"manifest-md5.txt": b""}))
+    found = problems(report)
+    assert ("bagit.manifest", "manifest-md5.txt", "only SHA-256 manifests are supported; refusing to ignore it") in (
+        found
+    )
+
+
+def test_manifest_listing_a_tag_file_as_payload_is_refused(package: Path, tmp_path: Path) -> None:
+    def smuggle(data: bytes) -> bytes:
+        return data + b"0" * 64 + b"  bagit.txt\n"
+
+    report = verify_package(rezip(package, tmp_path / "t.zip", edit={"manifest-sha256.txt": smuggle}))
+    assert (
+        "bagit.manifest",
+        "manifest-sha256.txt",
+        "line 7: bagit.txt does not belong here, this manifest lists payload files (data/...)",
+    ) in problems(report)
+
+
+# -- malicious archives: refused before anything is read -----------------------------------------
+
+EXPECTED_REASONS: dict[str, list[tuple[str, str | None, str]]] = {
+    "zip_slip.zip": [("archive.safety", "pkg/data/../../../escaped.txt", "unsafe path: '..' segment")],
+    "absolute_path.zip": [("archive.safety", "/etc/cron.d/evil", "unsafe path: absolute path")],
+    "drive_letter.zip": [
+        ("archive.safety", "C:/Windows/evil.dll", "unsafe path: drive letter"),
+        ("archive.safety", None, "more than one top-level folder: 'pkg', 'C:'"),
+    ],
+    "backslash_path.zip": [
+        ("archive.safety", "pkg\\..\\..\\evil.txt", "unsafe path: backslash in name"),
+        ("archive.safety", "pkg\\..\\..\\evil.txt", "not inside the package folder"),
+    ],
+    "nul_in_name.zip": [("archive.safety", "pkg/data/a.json\x00.txt", "unsafe path: NUL byte in name")],
+    "symlink.zip": [("archive.safety", "pkg/data/link", "symlink member")],
+    "zip_bomb.zip": [
+        ("archive.safety", "pkg/data/zeros.bin", "compression ratio 1028:1 exceeds the limit 250:1 (zip bomb?)")
+    ],
+    "overlapping_members.zip": [("archive.safety", "pkg/data/c.json", "overlaps member 'pkg/bag-info.txt'")],
+    "duplicate_names.zip": [("archive.safety", "pkg/data/a.json", "duplicate member name")],
+    "case_collision.zip": [
+        (
+            "archive.safety",
+            "pkg/data/A.json",
+            "name collides with 'pkg/data/a.json' (differs only in case or normalisation)",
+        )
+    ],
+    "encrypted_member.zip": [("archive.safety", "pkg/data/secret.json", "encrypted member")],
+    "unsupported_method.zip": [
+        ("archive.safety", "pkg/data/x.bz2", "unsupported compression method 12 (only STORED and DEFLATE)")
+    ],
+    "two_roots.zip": [("archive.safety", None, "more than one top-level folder: 'pkg', 'other'")],
+    "not_a_zip.zip": [("archive.open", None, "not a zip archive: File is not a zip file")],
+    "truncated.zip": [("archive.open", None, "truncated or damaged zip archive: File is not a zip file")],
+    "bad_crc.zip": [("payload.digest", "data/a.json", "corrupt member: Bad CRC-32 for file 'pkg/data/a.json'")],
+}
+
+
+@pytest.mark.parametrize("asset", sorted(EXPECTED_REASONS))
+def test_malicious_archive_is_refused_with_the_exact_reason(asset: str) -> None:
+    report = verify_package(MALICIOUS / asset)
+    assert problems(report) == EXPECTED_REASONS[asset]
+    assert report.exit_code == ExitCode.FAILED
+    if report.checks[-1].name == "archive.safety":
+        # Fail closed: nothing inside an unsafe archive was read, so no BagIt check ran.
+        assert {c.name for c in report.checks} == {"archive.open", "archive.safety"}
+
+
+def test_every_malicious_asset_has_an_expectation() -> None:
+    assert sorted(p.name for p in MALICIOUS.glob("*.zip")) == sorted(EXPECTED_REASONS)
+
+
+def test_regenerating_the_malicious_assets_gives_the_same_bytes(tmp_path: Path) -> None:
+    subprocess.run([sys.executable, str(ASSETS / "make_malicious.py"), str(tmp_path)], check=True, capture_output=True)
+    written = sorted(p.name for p in tmp_path.iterdir())
+    assert written == sorted(EXPECTED_REASONS)
+    for name in written:
+        assert (tmp_path / name).read_bytes() == (MALICIOUS / name).read_bytes(), name
+
+
+def test_zip_bomb_is_also_caught_by_the_size_limits() -> None:
+    limits = Limits(max_member_size=1 << 20, max_total_size=2 << 20, max_ratio=10_000)
+    found = problems(verify_package(MALICIOUS / "zip_bomb.zip", limits=limits))
+    assert found == [
+        ("archive.safety", "pkg/data/zeros.bin", "uncompressed size 33554432 exceeds the limit 1048576"),
+        ("archive.safety", None, "total uncompressed size 33554996 exceeds the limit 2097152"),
+    ]
+
+
+def test_too_many_members_is_refused_before_looking_at_them(package: Path) -> None:
+    assert problems(verify_package(package, limits=Limits(max_members=3))) == [
+        ("archive.safety", None, "too many members (10 > 3)")
+    ]
+
+
+def test_oversized_tag_file_is_not_read_into_memory(package: Path) -> None:
+    report = verify_package(package, limits=Limits(max_tag_file_size=64))
+    assert ("bagit.info", "bag-info.txt", "bag-info.txt: 75 bytes is more than the 64 allowed") in problems(report)
+
+
+def test_opening_an_unsafe_archive_raises_with_every_problem() -> None:
+    with pytest.raises(UnsafeArchiveError) as caught:
+        OpenedPackage.open(MALICIOUS / "drive_letter.zip")
+    assert len(caught.value.problems) == 2
+    assert caught.value.message == "unsafe archive: C:/Windows/evil.dll: unsafe path: drive letter (and 1 more)"
+
+
+# -- could not run ---------------------------------------------------------------------------------
+
+
+def test_missing_package_could_not_run(tmp_path: Path) -> None:
+    report = verify_package(tmp_path / "nope.zip")
+    assert report.could_not_run and not report.passed
+    assert report.exit_code == ExitCode.CANNOT_RUN
+    [check] = report.checks
+    assert (check.name, check.status) == ("archive.open", Status.INDETERMINATE)
+    assert "No such file or directory" in check.reason
+    with pytest.raises(EvidenceError) as caught:
+        report.raise_for_failure()
+    assert caught.value.exit_code == ExitCode.CANNOT_RUN
+
+
+def test_directory_instead_of_package_could_not_run(tmp_path: Path) -> None:
+    assert verify_package(tmp_path).exit_code == ExitCode.CANNOT_RUN
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
+def test_unreadable_package_could_not_run(package: Path, tmp_path: Path) -> None:
+    locked = tmp_path / "locked.zip"
+    locked.write_bytes(package.read_bytes())
+    locked.chmod(0)
+    assert verify_package(locked).exit_code == ExitCode.CANNOT_RUN
+
+
+# -- signature checks plug in ----------------------------------------------------------------------
+
+
+def good_signature(package: OpenedPackage, trust: Sequence[TrustAnchor], /) -> Iterable[CheckResult]:
+    digest, _ = package.sha256("tagmanifest-sha256.txt")
+    status = "trusted" if trust else "valid, signer not trusted"
+    return [passed("signature", f"Ed25519 over tagmanifest {digest[:12]}: {status}", "signature/package.sshsig")]
+
+
+def untrusted_signature(package: OpenedPackage, trust: Sequence[TrustAnchor], /) -> Iterable[CheckResult]:
+    return [failed("signature", "valid signature by a key not in --trust", "signature/package.sshsig")]
+
+
+def broken_signature(package: OpenedPackage, trust: Sequence[TrustAnchor], /) -> Iterable[CheckResult]:
+    raise VerificationError("signature/package.sshsig: not an SSH signature")
+
+
+def silent_signature(package: OpenedPackage, trust: Sequence[TrustAnchor], /) -> Iterable[CheckResult]:
+    return []
+
+
+@pytest.fixture(scope="module")
+def signed_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build(tmp_path_factory.mktemp("signed"), extra_tags={"signature/package.sshsig": b"SSHSIG..."})
+
+
+def test_signature_files_need_not_be_in_the_tag_manifest(signed_package: Path) -> None:
+    report = verify_package(signed_package)
+    assert report.passed
+    assert report.checks[-1].reason.startswith(
+        "package carries signature/package.sshsig but no signature checker was given"
+    )
+    with OpenedPackage.open(signed_package) as pkg:
+        assert pkg.signature_files == ("signature/package.sshsig",)
+        assert "signature/package.sshsig" not in pkg.tag_files
+
+
+def test_trusted_signature_makes_the_package_pass(signed_package: Path) -> None:
+    report = verify_package(signed_package, trust=[Path("ca.pem")], signature_checks=[good_signature])
+    assert report.passed
+    assert report.checks[-1].reason.endswith(": trusted")
+
+
+def test_valid_signature_by_an_untrusted_key_fails(signed_package: Path) -> None:
+    report = verify_package(signed_package, trust=[Path("ca.pem")], signature_checks=[untrusted_signature])
+    assert problems(report) == [("signature", "signature/package.sshsig", "valid signature by a key not in --trust")]
+    assert report.exit_code == ExitCode.FAILED
+
+
+def test_signature_checker_error_is_reported_as_failed(signed_package: Path) -> None:
+    report = verify_package(signed_package, signature_checks=[broken_signature])
+    assert problems(report) == [("signature", None, "signature/package.sshsig: not an SSH signature")]
+
+
+def test_signature_checker_that_says_nothing_does_not_pass(signed_package: Path) -> None:
+    report = verify_package(signed_package, trust=[Path("ca.pem")], signature_checks=[silent_signature])
+    assert problems(report) == [("signature", None, "the check reported no result")]
+
+
+def test_extra_checks_run_after_the_bag_and_signature(signed_package: Path) -> None:
+    def pades(package: OpenedPackage, trust: Sequence[TrustAnchor], /) -> Iterable[CheckResult]:
+        with package.open_member("data/report/report.html") as f:
+            head = f.read(9)
+        return [failed("pades", f"report starts with {head!r}, not a PDF", "data/report/report.html")]
+
+    report = verify_package(signed_package, checks=[pades])
+    assert [c.name for c in report.checks][-2:] == ["signature", "pades"]
+    assert problems(report) == [("pades", "data/report/report.html", "report starts with b'<!doctype', not a PDF")]
+
+
+# -- the opened package --------------------------------------------------------------------------
+
+
+def test_opened_package_lists_and_streams_members(package: Path) -> None:
+    with OpenedPackage.open(package) as pkg:
+        assert pkg.root == "pkg"
+        assert pkg.payload_files == tuple(sorted(PAYLOAD, key=str.encode))
+        assert pkg.tag_files == ("bag-info.txt", "bagit.txt", "manifest-sha256.txt", "tagmanifest-sha256.txt")
+        assert pkg.read("data/collection.json") == PAYLOAD["data/collection.json"]
+        assert pkg.size("data/records/model_versions.jsonl") == len(PAYLOAD["data/records/model_versions.jsonl"])
+        assert pkg.sha256("data/report/logo.png") == (
+            hashlib.sha256(PAYLOAD["data/report/logo.png"]).hexdigest(),
+            len(PAYLOAD["data/report/logo.png"]),
+        )
+        with pytest.raises(KeyError, match="not in the package"):
+            pkg.read("data/missing.json")
+
+
+def test_opened_package_turns_a_bad_crc_into_a_corrupt_member_error() -> None:
+    with OpenedPackage.open(MALICIOUS / "bad_crc.zip") as pkg, pytest.raises(CorruptMemberError) as caught:
+        pkg.read("data/a.json")
+    assert caught.value.member == "data/a.json"
+
+
+def test_importing_verify_does_not_import_azure() -> None:
+    code = (
+        "import sys, evidence.verify, evidence.bundle.bagit, evidence.bundle.archive\n"
+        "bad = sorted(m for m in sys.modules if m == 'azure' or m.startswith('azure.'))\n"
+        "print(bad)\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert run.stdout.strip() == "[]"
+
+
+# -- properties ----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def package_members(package: Path) -> list[tuple[str, bytes]]:
+    with zipfile.ZipFile(package) as zf:
+        return [(i.filename, zf.read(i)) for i in zf.infolist()]
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_changing_any_byte_of_any_member_is_caught(
+    package: Path, package_members: list[tuple[str, bytes]], data: st.DataObject
+) -> None:
+    candidates = [i for i, (_, body) in enumerate(package_members) if body]
+    index = data.draw(st.sampled_from(candidates), label="member")
+    name, body = package_members[index]
+    offset = data.draw(st.integers(0, len(body) - 1), label="offset")
+    mask = data.draw(st.integers(1, 255), label="xor")
+    changed = body[:offset] + bytes([body[offset] ^ mask]) + body[offset + 1 :]
+    with tempfile.TemporaryDirectory() as tmp:
+        bad = rezip(package, Path(tmp) / "t.zip", edit={name.split("/", 1)[1]: lambda _: changed})
+        report = verify_package(bad)
+    assert not report.passed, f"{name}[{offset}] ^= {mask:#x} went unnoticed"
+    assert report.exit_code == ExitCode.FAILED
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_corrupting_any_byte_of_the_zip_never_crashes_or_passes_changed_content(
+    package: Path, package_members: list[tuple[str, bytes]], data: st.DataObject
+) -> None:
+    raw = package.read_bytes()
+    offset = data.draw(st.integers(0, len(raw) - 1), label="offset")
+    mask = data.draw(st.integers(1, 255), label="xor")
+    corrupted = raw[:offset] + bytes([raw[offset] ^ mask]) + raw[offset + 1 :]
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "c.zip"
+        path.write_bytes(corrupted)
+        report = verify_package(path)  # must not raise, whatever the byte
+    assert report.exit_code in (ExitCode.OK, ExitCode.FAILED)
+    if report.passed:
+        # A byte that carries no content (a timestamp, a version field) may change; content may not.
+        with zipfile.ZipFile(io.BytesIO(corrupted)) as zf:
+            assert [(i.filename, zf.read(i)) for i in zf.infolist()] == package_members
