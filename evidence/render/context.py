@@ -1,0 +1,636 @@
+"""Turn a :class:`ReportInput` into what the templates show: sorted, summarised and capped.
+
+All ordering is explicit (never dict or set order), so the same input gives the same bytes. Long
+tables are capped: the rows that matter come first (subjects of findings, privileged roles,
+failures), then the table says how many rows were left out and names the CSV in the package that
+holds all of them. WeasyPrint lays out ~100-180 table rows/s and ~4 MB per page (research §1.3),
+so the PDF can never carry a 150,000-row Activity Log; the HTML carries more but not everything.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from markupsafe import Markup
+
+from evidence.clock import parse_timestamp
+from evidence.render import charts
+from evidence.render.interface import REPORT_KINDS, ReportInput
+
+Media = Literal["screen", "print"]
+
+#: Rows per table: the PDF stays fast (research §1.3), the HTML stays usable in a browser.
+ROW_CAP: Mapping[Media, int] = {"print": 200, "screen": 2000}
+#: Rows in summary tables (operations, callers) and number of metric charts.
+SUMMARY_CAP: Mapping[Media, int] = {"print": 40, "screen": 500}
+CHART_CAP: Mapping[Media, int] = {"print": 24, "screen": 200}
+
+STATUSES = ("fail", "error", "manual_review", "not_assessed", "pass")
+STATUS_LABELS = {
+    "fail": "Fail",
+    "error": "Error",
+    "manual_review": "Manual review",
+    "not_assessed": "Not assessed",
+    "pass": "Pass",
+}
+SEVERITIES = ("high", "medium", "low", "info")
+#: Findings whose subjects are pulled to the top of inventory tables.
+ATTENTION = frozenset({"fail", "error", "manual_review"})
+
+#: Record kinds in report order, with the label the summary uses.
+RECORD_KINDS: tuple[tuple[str, str], ...] = (
+    ("model_versions", "Model versions"),
+    ("endpoints", "Online endpoints"),
+    ("deployments", "Deployments"),
+    ("serving_timeline", "Serving timeline"),
+    ("role_assignments", "Role assignments"),
+    ("activity_events", "Activity Log events"),
+    ("metrics", "Metric series"),
+)
+#: Fields of a row that identify it; a finding's subject is matched against them.
+ID_FIELDS: Mapping[str, tuple[str, ...]] = {
+    "model_versions": ("asset_id",),
+    "endpoints": ("endpoint_id",),
+    "deployments": ("deployment_id", "model_asset_id"),
+    "role_assignments": ("assignment_id", "principal_id"),
+    "activity_events": ("event_id", "correlation_id"),
+    "metrics": ("resource_id",),
+}
+#: Built-in Azure roles that can change access or everything else; any "...Administrator" too.
+PRIVILEGED_ROLES = frozenset(
+    {"owner", "contributor", "user access administrator", "role based access control administrator"}
+)
+#: Activity Log operations an auditor of model governance always wants listed.
+NOTABLE_OPERATIONS = (
+    "microsoft.authorization/roleassignments/",
+    "microsoft.machinelearningservices/workspaces/onlineendpoints/",
+    "microsoft.machinelearningservices/workspaces/models/",
+    "microsoft.machinelearningservices/registries/",
+    "/delete",
+)
+_APPROVAL_TAGS = ("approval", "approved", "approved_by", "approvedby", "approver", "approval_status")
+
+
+@dataclass(frozen=True)
+class Table:
+    """One capped table: the rows shown, how many exist, and where the full table is."""
+
+    kind: str
+    rows: Sequence[Mapping[str, Any]]
+    total: int
+    csv: str
+    csv_sha256: str | None
+    collected: bool = True
+
+    @property
+    def hidden(self) -> int:
+        return self.total - len(self.rows)
+
+
+def _lower(value: Any) -> str:
+    return str(value).lower() if value is not None else ""
+
+
+def natural_key(value: Any) -> tuple[int, int, str]:
+    text = str(value)
+    return (0, int(text), text) if text.isdigit() else (1, 0, text)
+
+
+def short_name(arm_id: Any) -> str:
+    """The last path segment of an ARM ID (``.../workspaces/ws-prod`` -> ``ws-prod``)."""
+    text = str(arm_id or "")
+    return text.rstrip("/").rsplit("/", 1)[-1] or text
+
+
+def model_ref(asset_id: Any) -> str:
+    """``credit-score:4`` from ``.../models/credit-score/versions/4``; otherwise the last segment."""
+    parts = str(asset_id or "").rstrip("/").split("/")
+    lowered = [p.lower() for p in parts]
+    if len(parts) >= 4 and lowered[-4] == "models" and lowered[-2] == "versions":
+        return f"{parts[-3]}:{parts[-1]}"
+    return short_name(asset_id)
+
+
+def scope_label(scope: Any) -> str:
+    """``workspace ws-prod``, ``resource group rg-ml``, ``subscription 1234…`` from an ARM scope."""
+    parts = [p for p in str(scope or "").split("/") if p]
+    lowered = [p.lower() for p in parts]
+    if not parts:
+        return "(none)"
+    if len(parts) >= 2 and lowered[-2] == "workspaces":
+        return f"workspace {parts[-1]}"
+    if len(parts) >= 2 and lowered[-2] == "registries":
+        return f"registry {parts[-1]}"
+    if len(parts) == 4 and lowered[2] == "resourcegroups":
+        return f"resource group {parts[3]}"
+    if len(parts) == 2 and lowered[0] == "subscriptions":
+        return f"subscription {parts[1]}"
+    if "managementgroups" in lowered:
+        return f"management group {parts[-1]}"
+    if parts == ["/"] or str(scope) == "/":  # pragma: no cover - split drops it
+        return "root"
+    return f"{parts[-2]} {parts[-1]}" if len(parts) >= 2 else parts[-1]
+
+
+def timestamp(value: Any) -> str:
+    """``2025-03-01 09:30:00`` (UTC); anything unparsable is shown as received."""
+    if not value:
+        return ""
+    try:
+        return parse_timestamp(str(value)).strftime("%Y-%m-%d %H:%M:%S")
+    except ValueError:
+        return str(value)
+
+
+def tags_text(tags: Any) -> str:
+    if not isinstance(tags, Mapping) or not tags:
+        return ""
+    return "; ".join(f"{k}={v}" for k, v in sorted((str(k), str(v)) for k, v in tags.items()))
+
+
+def tag_value(tags: Any, names: Iterable[str]) -> str:
+    if not isinstance(tags, Mapping):
+        return ""
+    wanted = set(names)
+    for key in sorted(tags, key=str):
+        if re.sub(r"[^a-z_]", "", str(key).lower().replace("-", "_")) in wanted:
+            return str(tags[key])
+    return ""
+
+
+def is_privileged(role_name: Any) -> bool:
+    name = _lower(role_name)
+    return name in PRIVILEGED_ROLES or name.endswith("administrator")
+
+
+def _rank(values: Sequence[str], value: Any) -> int:
+    return values.index(value) if value in values else len(values)
+
+
+class ContextBuilder:
+    """Builds the template context for one medium ("screen" HTML or "print" PDF)."""
+
+    def __init__(self, report: ReportInput, media: Media) -> None:
+        self.report = report
+        self.media = media
+        self.cap = ROW_CAP[media]
+        self.summary_cap = SUMMARY_CAP[media]
+        self.digests = {path: digest for path, digest in report.evidence_files}
+        self.flagged = frozenset(_lower(f.get("subject")) for f in report.findings if f.get("status") in ATTENTION)
+
+    # -- helpers ---------------------------------------------------------------------------
+    def _rows(self, kind: str) -> Sequence[Mapping[str, Any]] | None:
+        rows = self.report.records.get(kind)
+        return None if rows is None else rows
+
+    def _is_flagged(self, kind: str, row: Mapping[str, Any]) -> bool:
+        return any(_lower(row.get(f)) in self.flagged for f in ID_FIELDS.get(kind, ()) if row.get(f))
+
+    def _csv(self, kind: str) -> tuple[str, str | None]:
+        path = f"data/records/{kind}.csv"
+        return path, self.digests.get(path)
+
+    def _table(
+        self, kind: str, rows: Sequence[Mapping[str, Any]] | None, display: list[dict[str, Any]], cap: int
+    ) -> Table:
+        csv, digest = self._csv(kind)
+        total = len(display)
+        return Table(kind, display[:cap], total, csv, digest, collected=rows is not None)
+
+    # -- sections --------------------------------------------------------------------------
+    def cover(self) -> dict[str, Any]:
+        r = self.report
+        scope = r.scope
+        signer = dict(r.signer) if r.signer else None
+        return {
+            "kind_label": REPORT_KINDS[r.kind],
+            "organisation": r.organisation or str(scope.get("organisation", "")),
+            "subscriptions": sorted(str(s) for s in scope.get("subscriptions", ()) or ()),
+            "workspaces": sorted(str(w) for w in scope.get("workspaces", ()) or ()),
+            "registries": sorted(str(g) for g in scope.get("registries", ()) or ()),
+            "model": scope.get("model"),
+            "version": scope.get("version"),
+            "window_start": r.window["start"],
+            "window_end": r.window["end"],
+            "signer": signer,
+        }
+
+    def record_counts(self) -> list[dict[str, Any]]:
+        known = dict(RECORD_KINDS)
+        kinds = [k for k, _ in RECORD_KINDS] + sorted(k for k in self.report.records if k not in known)
+        out = []
+        for kind in kinds:
+            rows = self._rows(kind)
+            csv, digest = self._csv(kind)
+            out.append(
+                {
+                    "kind": kind,
+                    "label": known.get(kind, kind.replace("_", " ").capitalize()),
+                    "count": None if rows is None else len(rows),
+                    "csv": csv,
+                    "csv_sha256": digest,
+                }
+            )
+        return out
+
+    def findings_matrix(self) -> dict[str, Any]:
+        counts = Counter((f.get("status"), f.get("severity")) for f in self.report.findings)
+        rows = []
+        for status in STATUSES:
+            cells = [counts.get((status, sev), 0) for sev in SEVERITIES]
+            rows.append({"status": status, "label": STATUS_LABELS[status], "cells": cells, "total": sum(cells)})
+        return {"severities": SEVERITIES, "rows": rows, "total": len(self.report.findings)}
+
+    def _finding_rows(self, findings: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        ordered = sorted(
+            findings,
+            key=lambda f: (
+                _rank(STATUSES, f.get("status")),
+                _rank(SEVERITIES, f.get("severity")),
+                str(f.get("subject", "")),
+                str(f.get("message", "")),
+            ),
+        )
+        return [
+            {
+                "status": str(f.get("status", "")),
+                "status_label": STATUS_LABELS.get(str(f.get("status")), str(f.get("status", ""))),
+                "severity": str(f.get("severity", "")),
+                "subject": str(f.get("subject", "")),
+                "subject_name": short_name(f.get("subject")),
+                "message": str(f.get("message", "")),
+                "evidence": [
+                    {"file": str(e.get("file", "")), "pointer": str(e.get("pointer", ""))}
+                    for e in f.get("evidence", ()) or ()
+                ],
+            }
+            for f in ordered
+        ]
+
+    def controls(self) -> list[dict[str, Any]]:
+        by_control: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
+        for f in self.report.findings:
+            by_control[str(f.get("control_id", ""))].append(f)
+        declared = [dict(c) for c in self.report.controls]
+        declared_ids = {str(c.get("id")) for c in declared}
+        # A finding for a control nobody described is still shown, never dropped.
+        for cid in sorted(set(by_control) - declared_ids):
+            declared.append({"id": cid, "title": cid, "rationale": "", "frameworks": [], "status": None})
+        out = []
+        for c in sorted(declared, key=lambda c: natural_key(c.get("id", ""))):
+            cid = str(c.get("id", ""))
+            findings = by_control.get(cid, [])
+            status = c.get("status") or self._derive_status(findings)
+            rows = self._finding_rows(findings)
+            files = sorted({e["file"] for row in rows for e in row["evidence"] if e["file"]})
+            out.append(
+                {
+                    "id": cid,
+                    "anchor": "control-" + re.sub(r"[^A-Za-z0-9_-]", "-", cid),
+                    "title": str(c.get("title", cid)),
+                    "rationale": str(c.get("rationale", "")),
+                    "frameworks": [str(x) for x in c.get("frameworks", ()) or ()],
+                    "status": str(status),
+                    "status_label": STATUS_LABELS.get(str(status), str(status)),
+                    "findings": rows[: self.cap],
+                    "findings_total": len(rows),
+                    "counts": Counter(r["status"] for r in rows),
+                    "evidence_files": [(p, self.digests.get(p)) for p in files[: self.cap]],
+                    "evidence_files_total": len(files),
+                }
+            )
+        return out
+
+    @staticmethod
+    def _derive_status(findings: Sequence[Mapping[str, Any]]) -> str:
+        if not findings:
+            return "not_assessed"
+        return min((str(f.get("status")) for f in findings), key=lambda s: _rank(STATUSES, s))
+
+    def model_versions(self) -> Table:
+        rows = self._rows("model_versions")
+        display = []
+        for r in rows or ():
+            tags = r.get("tags") or {}
+            display.append(
+                {
+                    "flagged": self._is_flagged("model_versions", r),
+                    "model_name": str(r.get("model_name", "")),
+                    "version": str(r.get("version", "")),
+                    "stage": str(r.get("stage") or ""),
+                    "approval": tag_value(tags, _APPROVAL_TAGS),
+                    "owner": tag_value(tags, ("owner",)),
+                    "archived": bool(r.get("archived")),
+                    "created_at": timestamp(r.get("created_at")),
+                    "created_by": str(r.get("created_by") or ""),
+                    "job_name": str(r.get("job_name") or ""),
+                    "workspace": short_name(r.get("workspace_id")),
+                    "tags": tags_text(tags),
+                    "asset_id": str(r.get("asset_id", "")),
+                }
+            )
+        display.sort(key=lambda d: (not d["flagged"], d["model_name"], natural_key(d["version"]), d["workspace"]))
+        return self._table("model_versions", rows, display, self.cap)
+
+    def endpoints(self) -> Table:
+        rows = self._rows("endpoints")
+        display = [
+            {
+                "flagged": self._is_flagged("endpoints", r),
+                "endpoint_name": str(r.get("endpoint_name", "")),
+                "workspace": short_name(r.get("workspace_id")),
+                "auth_mode": str(r.get("auth_mode") or ""),
+                "provisioning_state": str(r.get("provisioning_state") or ""),
+                "traffic": "; ".join(f"{k} {v}%" for k, v in sorted((r.get("traffic") or {}).items())),
+                "mirror": "; ".join(f"{k} {v}%" for k, v in sorted((r.get("mirror_traffic") or {}).items())),
+            }
+            for r in rows or ()
+        ]
+        display.sort(key=lambda d: (not d["flagged"], d["endpoint_name"], d["workspace"]))
+        return self._table("endpoints", rows, display, self.cap)
+
+    def deployments(self) -> Table:
+        rows = self._rows("deployments")
+        display = [
+            {
+                "flagged": self._is_flagged("deployments", r),
+                "endpoint_name": str(r.get("endpoint_name", "")),
+                "deployment_name": str(r.get("deployment_name", "")),
+                "model": f"{r.get('model_name') or model_ref(r.get('model_asset_id'))}"
+                + (f":{r.get('model_version')}" if r.get("model_version") not in (None, "") else ""),
+                "traffic_percent": r.get("traffic_percent"),
+                "mirror_traffic_percent": r.get("mirror_traffic_percent"),
+                "provisioning_state": str(r.get("provisioning_state") or ""),
+                "instance": f"{r.get('instance_count') or ''} × {r.get('instance_type') or ''}".strip(" ×"),
+            }
+            for r in rows or ()
+        ]
+        display.sort(key=lambda d: (not d["flagged"], d["endpoint_name"], d["deployment_name"]))
+        return self._table("deployments", rows, display, self.cap)
+
+    def serving_chart(self) -> Markup | None:
+        rows = self._rows("serving_timeline")
+        if not rows:
+            return None
+        bars = [
+            charts.Bar(
+                lane=f"{short_name(r.get('endpoint_id'))}/{r.get('deployment_name', '')}",
+                start=str(r.get("from") or self.report.window["start"]),
+                end=str(r["to"]) if r.get("to") else None,
+                label=model_ref(r.get("model_asset_id")),
+                percent=float(r.get("traffic_percent") or 0),
+            )
+            for r in rows
+        ]
+        return charts.timeline_chart(
+            bars, title="Serving timeline", start=self.report.window["start"], end=self.report.window["end"]
+        )
+
+    def role_assignments(self) -> Table:
+        rows = self._rows("role_assignments")
+        display = [
+            {
+                "flagged": self._is_flagged("role_assignments", r),
+                "privileged": is_privileged(r.get("role_name")),
+                "role_name": str(r.get("role_name") or short_name(r.get("role_definition_id"))),
+                "principal_id": str(r.get("principal_id", "")),
+                "principal_type": str(r.get("principal_type") or ""),
+                "scope": scope_label(r.get("scope")),
+                "inherited": bool(r.get("inherited")),
+                "created_on": timestamp(r.get("created_on")),
+                "created_by": str(r.get("created_by") or ""),
+                "condition": str(r.get("condition") or ""),
+            }
+            for r in rows or ()
+        ]
+        display.sort(
+            key=lambda d: (
+                not d["flagged"],
+                not d["privileged"],
+                d["inherited"],
+                d["role_name"],
+                d["principal_type"],
+                d["principal_id"],
+                d["scope"],
+            )
+        )
+        return self._table("role_assignments", rows, display, self.cap)
+
+    def privileged_count(self) -> int:
+        return sum(1 for r in self._rows("role_assignments") or () if is_privileged(r.get("role_name")))
+
+    def activity(self) -> dict[str, Any]:
+        rows = self._rows("activity_events")
+        by_op: Counter[str] = Counter()
+        failed_by_op: Counter[str] = Counter()
+        by_caller: Counter[str] = Counter()
+        notable: list[tuple[tuple[int, str, str], Mapping[str, Any]]] = []
+        first = last = ""
+        for r in rows or ():
+            op = str(r.get("operation", ""))
+            status = str(r.get("status", ""))
+            failed = status.lower() not in ("succeeded", "started", "accepted", "")
+            by_op[op] += 1
+            by_caller[str(r.get("caller", ""))] += 1
+            if failed:
+                failed_by_op[op] += 1
+            ts = str(r.get("timestamp", ""))
+            first = ts if not first or ts < first else first
+            last = ts if ts > last else last
+            flagged = self._is_flagged("activity_events", r)
+            op_lower = op.lower()
+            if flagged or failed or any(n in op_lower for n in NOTABLE_OPERATIONS):
+                rank = 0 if flagged else 1 if failed else 2
+                notable.append(((rank, ts, str(r.get("event_id", ""))), r))
+        notable.sort(key=lambda item: item[0])
+        events = [
+            {
+                "flagged": key[0] == 0,
+                "timestamp": timestamp(r.get("timestamp")),
+                "operation": str(r.get("operation", "")),
+                "status": str(r.get("status", "")),
+                "caller": str(r.get("caller", "")),
+                "resource": short_name(r.get("resource_id")),
+                "correlation_id": str(r.get("correlation_id") or ""),
+            }
+            for key, r in notable
+        ]
+        csv, digest = self._csv("activity_events")
+        ops = sorted(by_op.items(), key=lambda kv: (-kv[1], kv[0]))
+        callers = sorted(by_caller.items(), key=lambda kv: (-kv[1], kv[0]))
+        return {
+            "collected": rows is not None,
+            "total": len(rows or ()),
+            "first": timestamp(first),
+            "last": timestamp(last),
+            "operations": [
+                {"operation": op, "count": n, "failed": failed_by_op.get(op, 0)} for op, n in ops[: self.summary_cap]
+            ],
+            "operations_total": len(ops),
+            "callers": [{"caller": c, "count": n} for c, n in callers[: self.summary_cap]],
+            "callers_total": len(callers),
+            "notable": Table("activity_events", events[: self.cap], len(events), csv, digest, rows is not None),
+            "csv": csv,
+            "csv_sha256": digest,
+        }
+
+    def _release_markers(self) -> dict[str, list[charts.Marker]]:
+        """Deployment writes in the Activity Log, by the endpoint (lower-case ARM ID) they touched."""
+        markers: dict[str, list[charts.Marker]] = defaultdict(list)
+        for r in self._rows("activity_events") or ():
+            op = _lower(r.get("operation"))
+            if "onlineendpoints/deployments/write" not in op or _lower(r.get("status")) != "succeeded":
+                continue
+            resource = _lower(r.get("resource_id"))
+            endpoint = resource.split("/deployments/")[0]
+            markers[endpoint].append(charts.Marker(str(r.get("timestamp")), short_name(r.get("resource_id"))))
+        for r in self._rows("serving_timeline") or ():
+            if r.get("from"):
+                markers[_lower(r.get("endpoint_id"))].append(
+                    charts.Marker(str(r["from"]), f"{r.get('deployment_name', '')} {r.get('traffic_percent', '')}%")
+                )
+        return markers
+
+    def metrics(self) -> dict[str, Any]:
+        rows = self._rows("metrics")
+        markers = self._release_markers()
+        series = sorted(
+            rows or (),
+            key=lambda r: (
+                str(r.get("resource_id", "")),
+                str(r.get("metric", "")),
+                tags_text(r.get("dimensions")),
+                str(r.get("aggregation", "")),
+            ),
+        )
+        cap = CHART_CAP[self.media]
+        out = []
+        for r in series[:cap]:
+            resource = _lower(r.get("resource_id"))
+            endpoint = resource.split("/deployments/")[0]
+            dims = tags_text(r.get("dimensions"))
+            title = f"{short_name(r.get('resource_id'))}: {r.get('metric', '')} ({r.get('aggregation', '')})"
+            points = [
+                (str(p.get("timestamp")), float(p["value"]))
+                for p in r.get("points", ()) or ()
+                if isinstance(p, Mapping) and isinstance(p.get("value"), int | float)
+            ]
+            out.append(
+                {
+                    "title": title,
+                    "dimensions": dims,
+                    "resource_id": str(r.get("resource_id", "")),
+                    "interval": str(r.get("interval") or ""),
+                    "points": len(points),
+                    "svg": charts.line_chart(
+                        points,
+                        title=title + (f" [{dims}]" if dims else ""),
+                        unit=str(r.get("unit") or ""),
+                        start=self.report.window["start"],
+                        end=self.report.window["end"],
+                        markers=sorted(set(markers.get(endpoint, ())), key=lambda m: (m.at, m.label)),
+                    ),
+                }
+            )
+        csv, digest = self._csv("metrics")
+        return {
+            "collected": rows is not None,
+            "charts": out,
+            "total": len(series),
+            "hidden": len(series) - len(out),
+            "csv": csv,
+            "csv_sha256": digest,
+        }
+
+    def provenance(self) -> dict[str, Any]:
+        by_collector: dict[str, dict[str, Any]] = {}
+        statuses: Counter[str] = Counter()
+        for q in self.report.requests:
+            name = str(q.get("collector", ""))
+            entry = by_collector.setdefault(name, {"count": 0, "api_versions": set(), "statuses": Counter()})
+            entry["count"] += 1
+            if q.get("api_version"):
+                entry["api_versions"].add(str(q["api_version"]))
+            entry["statuses"][str(q.get("status", ""))] += 1
+            statuses[str(q.get("status", ""))] += 1
+        collectors = [
+            {
+                "collector": name,
+                "count": e["count"],
+                "api_versions": sorted(e["api_versions"]),
+                "statuses": ", ".join(f"{s}×{n}" for s, n in sorted(e["statuses"].items())),
+            }
+            for name, e in sorted(by_collector.items())
+        ]
+        received = sorted(str(q.get("received_at", "")) for q in self.report.requests if q.get("received_at"))
+        gaps = sorted(
+            (dict(g) for g in self.report.gaps),
+            key=lambda g: (str(g.get("collector", "")), str(g.get("scope", "")), str(g.get("at", ""))),
+        )
+        redactions = sorted(
+            (dict(x) for x in self.report.redactions),
+            key=lambda x: (str(x.get("file", "")), str(x.get("pointer", ""))),
+        )
+        files = sorted(self.report.evidence_files)
+        file_cap = self.cap if self.media == "print" else len(files)
+        return {
+            "request_total": len(self.report.requests),
+            "collectors": collectors,
+            "api_versions": sorted({v for c in collectors for v in c["api_versions"]}),
+            "statuses": ", ".join(f"{s}×{n}" for s, n in sorted(statuses.items())),
+            "first_received": timestamp(received[0]) if received else "",
+            "last_received": timestamp(received[-1]) if received else "",
+            "gaps": [
+                {
+                    "collector": str(g.get("collector", "")),
+                    "scope": str(g.get("scope", "")),
+                    "scope_label": scope_label(g.get("scope")),
+                    "status": "" if g.get("status") is None else str(g.get("status")),
+                    "error_code": str(g.get("error_code") or ""),
+                    "message": str(g.get("message", "")),
+                    "at": timestamp(g.get("at")),
+                }
+                for g in gaps[: self.cap]
+            ],
+            "gaps_total": len(gaps),
+            "redactions": [
+                {k: str(x.get(k, "")) for k in ("file", "pointer", "reason")} for x in redactions[: self.cap]
+            ],
+            "redactions_total": len(redactions),
+            "files": files[:file_cap],
+            "files_total": len(files),
+        }
+
+    def build(self) -> dict[str, Any]:
+        r = self.report
+        controls = self.controls()
+        return {
+            "report": r,
+            "media": self.media,
+            "print": self.media == "print",
+            "cover": self.cover(),
+            "record_counts": self.record_counts(),
+            "matrix": self.findings_matrix(),
+            "controls": controls,
+            "control_status_counts": Counter(c["status"] for c in controls),
+            "statuses": STATUSES,
+            "status_labels": STATUS_LABELS,
+            "model_versions": self.model_versions(),
+            "endpoints": self.endpoints(),
+            "deployments": self.deployments(),
+            "serving_chart": self.serving_chart(),
+            "role_assignments": self.role_assignments(),
+            "privileged_count": self.privileged_count(),
+            "activity": self.activity(),
+            "metrics": self.metrics(),
+            "provenance": self.provenance(),
+            "row_cap": self.cap,
+        }
+
+
+def build_context(report: ReportInput, media: Media) -> dict[str, Any]:
+    return ContextBuilder(report, media).build()

@@ -1,0 +1,62 @@
+"""What the render stage is given, and how it fails.
+
+The pipeline hands the renderer one frozen :class:`ReportInput`: everything a report shows, already
+collected, checked and hashed. The renderer reads nothing else (no files, no network, no clock), so
+the same input always gives the same HTML and PDF bytes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from evidence.errors import EvidenceError
+
+#: Report kinds and how the cover names them.
+REPORT_KINDS: Mapping[str, str] = {
+    "audit": "Audit evidence report",
+    "release": "Release close-out",
+    "access-review": "Access review",
+}
+
+#: Page sizes ``render_pdf`` accepts.
+PAGE_SIZES: tuple[str, ...] = ("A4", "Letter")
+
+
+class RenderError(EvidenceError):
+    """A report could not be rendered (bad input, or WeasyPrint failed)."""
+
+
+@dataclass(frozen=True)
+class ReportInput:
+    """Everything one report shows. Values are JSON types; timestamps are ISO 8601 UTC strings."""
+
+    kind: str  # "audit" | "release" | "access-review"
+    title: str
+    organisation: str
+    # {"organisation", "subscriptions": [...], "workspaces": [ARM ids], "registries": [...],
+    #  optional "model"/"version" for a release}
+    scope: Mapping[str, Any]
+    window: Mapping[str, str]  # {"start": ISO, "end": ISO}
+    generated_at: str  # ISO 8601 UTC: the package clock, also the PDF creation date
+    tool_version: str
+    package_id: str  # hex digest identifying the evidence (computed by the bundler)
+    signer: Mapping[str, Any] | None  # {"label", "fingerprint", "algorithm", "insecure_demo": bool}
+    records: Mapping[str, Sequence[Mapping[str, Any]]]  # record kind -> rows
+    controls: Sequence[Mapping[str, Any]] = field(default=())
+    findings: Sequence[Mapping[str, Any]] = field(default=())
+    gaps: Sequence[Mapping[str, Any]] = field(default=())
+    requests: Sequence[Mapping[str, Any]] = field(default=())
+    redactions: Sequence[Mapping[str, Any]] = field(default=())
+    evidence_files: Sequence[tuple[str, str]] = field(default=())  # (path in package, sha256 hex)
+
+    def __post_init__(self) -> None:
+        if self.kind not in REPORT_KINDS:
+            raise RenderError(
+                f"unknown report kind {self.kind!r}",
+                hint=f"use one of: {', '.join(REPORT_KINDS)}",
+            )
+        for key in ("start", "end"):
+            if key not in self.window:
+                raise RenderError(f"report window has no {key!r}", hint="pass {'start': ISO, 'end': ISO}")

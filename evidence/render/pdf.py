@@ -1,0 +1,86 @@
+"""Render a report to PDF/A-3b with WeasyPrint, from the same templates as the HTML.
+
+Determinism (research §1.6): WeasyPrint takes /CreationDate and /ModDate only from the
+``dcterms.created``/``dcterms.modified`` meta tags (set from ``generated_at``), and /ID is an MD5
+of the content. The one remaining source of change is font subsetting: without libharfbuzz-subset,
+WeasyPrint falls back to fontTools, which stamps "now" into each subset font unless
+``SOURCE_DATE_EPOCH`` is set. We set it for the duration of ``write_pdf`` only in that case, and
+restore the environment afterwards.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import warnings
+from collections.abc import Iterator
+
+from evidence.clock import parse_timestamp
+from evidence.render.fetcher import ASSET_BASE, AllowListFetcher, report_fetcher
+from evidence.render.html import render_document
+from evidence.render.interface import RenderError, ReportInput
+
+#: WeasyPrint's PDF/A-3b: XMP with pdfaid part 3 / conformance B, sRGB output intent, embedded fonts.
+#: Not validated with veraPDF (not installable here), so this is WeasyPrint's claim (research §5.2).
+PDF_VARIANT = "pdf/a-3b"
+
+
+def harfbuzz_subset_available() -> bool:
+    """Whether WeasyPrint subsets fonts with HarfBuzz (deterministic) rather than fontTools."""
+    from weasyprint.text import ffi
+
+    return ffi.harfbuzz_subset is not None and bool(ffi.harfbuzz.hb_version_atleast(4, 1, 0))
+
+
+@contextlib.contextmanager
+def source_date_epoch(epoch: int) -> Iterator[None]:
+    """Set ``SOURCE_DATE_EPOCH`` for the block, then put the environment back as it was."""
+    previous = os.environ.get("SOURCE_DATE_EPOCH")
+    os.environ["SOURCE_DATE_EPOCH"] = str(epoch)
+    try:
+        yield
+    finally:
+        if previous is None:
+            del os.environ["SOURCE_DATE_EPOCH"]
+        else:
+            os.environ["SOURCE_DATE_EPOCH"] = previous
+
+
+def render_pdf(report: ReportInput, *, page_size: str = "A4", fetcher: AllowListFetcher | None = None) -> bytes:
+    """The report as PDF bytes: same input, same bytes.
+
+    ``fetcher`` exists for tests that count refused URLs; it must be an :class:`AllowListFetcher`.
+    """
+    import weasyprint
+
+    html = render_document(report, media="print", page_size=page_size)
+    try:
+        epoch = int(parse_timestamp(report.generated_at).timestamp())
+    except ValueError as exc:
+        raise RenderError(
+            f"generated_at is not an ISO 8601 timestamp: {report.generated_at!r}",
+            hint="pass the package clock as e.g. 2025-01-31T12:00:00Z",
+        ) from exc
+    pin = contextlib.nullcontext() if harfbuzz_subset_available() else source_date_epoch(epoch)
+    try:
+        document = weasyprint.HTML(
+            string=html,
+            # A fake base: relative URLs resolve under the asset origin, which only serves the allow-list.
+            base_url=ASSET_BASE,
+            url_fetcher=fetcher if fetcher is not None else report_fetcher(),
+            media_type="print",
+        ).render()
+        with pin, warnings.catch_warnings():
+            # WeasyPrint 70 opens its bundled sRGB2014.icc for the PDF/A output intent and never
+            # closes it (weasyprint/pdf/__init__.py, ColorProfile(files(...).open('rb'))); CPython
+            # closes it on collection, but with warnings as errors the ResourceWarning would
+            # surface as an unraisable exception. Ignore exactly that category, only here.
+            warnings.simplefilter("ignore", ResourceWarning)
+            data = document.write_pdf(pdf_variant=PDF_VARIANT, uncompressed_pdf=False)
+    except RenderError:
+        raise
+    except Exception as exc:  # WeasyPrint raises many unrelated types; translate where it enters.
+        raise RenderError(f"PDF rendering failed: {exc}", hint="report this with the input package") from exc
+    if not isinstance(data, bytes):  # pragma: no cover - write_pdf() without target returns bytes
+        raise RenderError("WeasyPrint returned no PDF bytes")
+    return data

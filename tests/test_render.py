@@ -1,0 +1,374 @@
+"""Render stage: golden HTML, PDF structure, determinism, and hostile tenant values.
+
+Regenerate the golden file after an intended template change with:
+
+    EVIDENCE_UPDATE_GOLDEN=1 pytest tests/test_render.py -k golden
+
+and review the diff of tests/golden/report.html like any other code change.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import os
+import re
+import shutil
+import subprocess
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pypdf import PdfReader
+
+from evidence.render import RenderError, ReportInput, charts, render_html, render_pdf
+from evidence.render.context import ROW_CAP, build_context, model_ref, scope_label
+from evidence.render.fetcher import AllowListFetcher, bundled_resources, report_fetcher
+from evidence.render.html import render_document
+from evidence.render.pdf import source_date_epoch
+from evidence.render.sample import EP, WS, sample_report
+from evidence.render.templates import template_dirs
+
+GOLDEN = Path(__file__).parent / "golden" / "report.html"
+
+
+# -- fixtures -------------------------------------------------------------------------------------
+class _Counter(BaseHTTPRequestHandler):
+    hits: list[str]
+
+    def do_GET(self) -> None:
+        self.server.hits.append(self.path)  # type: ignore[attr-defined]
+        self.send_response(200)
+        self.send_header("Content-Type", "text/css")
+        self.end_headers()
+        self.wfile.write(b"body{}")
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def counting_server() -> Iterator[ThreadingHTTPServer]:
+    """A local HTTP server that counts every request made to it."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Counter)
+    server.hits = []  # type: ignore[attr-defined]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture(scope="module")
+def sample() -> ReportInput:
+    return sample_report()
+
+
+@pytest.fixture(scope="module")
+def sample_pdf(sample: ReportInput) -> bytes:
+    return render_pdf(sample)
+
+
+def _pages(pdf: bytes) -> list[str]:
+    return [page.extract_text() or "" for page in PdfReader(io.BytesIO(pdf)).pages]
+
+
+def _squash(text: str) -> str:
+    """Text without whitespace: table cells wrap long values across lines."""
+    return re.sub(r"\s+", "", text)
+
+
+def empty_report(**overrides: Any) -> ReportInput:
+    base: dict[str, Any] = {
+        "kind": "access-review",
+        "title": "Empty",
+        "organisation": "Contoso Ltd",
+        "scope": {"subscriptions": [], "workspaces": [], "registries": []},
+        "window": {"start": "2025-01-01T00:00:00Z", "end": "2025-04-01T00:00:00Z"},
+        "generated_at": "2025-04-01T00:00:00Z",
+        "tool_version": "0.1.0",
+        "package_id": "ab" * 32,
+        "signer": None,
+        "records": {},
+    }
+    base.update(overrides)
+    return ReportInput(**base)
+
+
+# -- HTML -----------------------------------------------------------------------------------------
+def test_golden_html(sample: ReportInput) -> None:
+    html = render_html(sample)
+    if os.environ.get("EVIDENCE_UPDATE_GOLDEN"):
+        GOLDEN.parent.mkdir(parents=True, exist_ok=True)
+        GOLDEN.write_text(html, encoding="utf-8")
+    assert GOLDEN.is_file(), "no golden file: run with EVIDENCE_UPDATE_GOLDEN=1"
+    assert html == GOLDEN.read_text(encoding="utf-8")
+
+
+def test_html_is_self_contained_and_deterministic(sample: ReportInput) -> None:
+    html = render_html(sample)
+    assert html == render_html(sample)
+    assert "default-src 'none'; style-src 'unsafe-inline'; img-src data:" in html, "the CSP must forbid remote loads"
+    assert "<script" not in html.lower()
+    assert "<link" not in html.lower()
+    assert "@font-face" not in html  # fonts are served only to WeasyPrint; the CSP would block them
+    # No attribute points anywhere but an in-page anchor (the XSS sample's URL is escaped text).
+    assert not re.search(r"""<[^<>]*\s(?:src|href|action|data)\s*=\s*(?!["']?#)""", html)
+    assert set(re.findall(r'xmlns="([^"]+)"', html)) == {"http://www.w3.org/2000/svg"}
+    assert html.count("<svg") == 3  # serving timeline + 2 metric series
+
+
+def test_html_shows_sections_in_auditor_order(sample: ReportInput) -> None:
+    html = render_html(sample)
+    order = [
+        'id="cover"',
+        'id="summary"',
+        'id="control-index"',
+        'id="controls"',
+        'id="control-AC-1"',
+        'id="inventory"',
+        'id="inv-models"',
+        'id="inv-roles"',
+        'id="inv-activity"',
+        'id="inv-metrics"',
+        'id="appendix"',
+        "sha256sum -c manifest-sha256.txt",
+    ]
+    positions = [html.index(marker) for marker in order]
+    assert positions == sorted(positions)
+    assert "Signed with the public INSECURE demo key" in html
+    assert "data/records/role_assignments.jsonl" in html and "09" * 32 in html
+
+
+@pytest.mark.parametrize("attack", ["<img src=http://127.0.0.1:1/x>", "<script>alert(1)</script>"])
+def test_xss_in_tags_is_text_in_html(sample: ReportInput, attack: str) -> None:
+    html = render_html(sample)
+    assert attack not in html
+    assert attack.replace("<", "&lt;").replace(">", "&gt;") in html
+
+
+def test_empty_input_says_not_collected_never_pass() -> None:
+    html = render_html(empty_report())
+    assert html.count("Not collected") >= 5
+    assert "No controls were assessed" in html
+    assert "not assessed" in html
+    assert "Unsigned." in html
+    assert "<tbody>\n    </tbody>" not in html and "<tbody></tbody>" not in html
+
+
+def test_collected_but_empty_kind_says_zero_records() -> None:
+    html = render_html(empty_report(records={"role_assignments": []}))
+    assert "Collected, with no role assignments in scope (0 records)." in html
+
+
+def test_findings_for_an_undeclared_control_are_shown(sample: ReportInput) -> None:
+    report = dataclasses.replace(
+        sample,
+        controls=(),
+        findings=[{"control_id": "X-9", "status": "error", "severity": "low", "subject": "s", "message": "m"}],
+    )
+    html = render_html(report)
+    assert 'id="control-X-9"' in html and "No description was supplied" in html
+
+
+def test_long_tables_are_capped_in_print_with_a_pointer_to_the_csv(sample: ReportInput) -> None:
+    roles = [
+        {
+            "assignment_id": f"/ra/{i}",
+            "scope": WS,
+            "inherited": False,
+            "principal_id": f"p-{i:04d}",
+            "principal_type": "User",
+            "role_name": "Reader" if i % 10 else "Owner",
+            "created_on": "2025-01-01T00:00:00Z",
+        }
+        for i in range(250)
+    ]
+    flagged = {"control_id": "AC-1", "status": "fail", "severity": "high", "subject": "/ra/249", "message": "x"}
+    records = {**sample.records, "role_assignments": roles}
+    report = dataclasses.replace(
+        sample,
+        records=records,
+        findings=[*sample.findings, flagged],
+        evidence_files=[("data/records/role_assignments.csv", "cd" * 32)],
+    )
+    ctx = build_context(report, "print")
+    table = ctx["role_assignments"]
+    assert len(table.rows) == ROW_CAP["print"] and table.total == 250
+    # the finding's subject first, then privileged (Owner) rows, then the rest
+    assert table.rows[0]["principal_id"] == "p-0249" and table.rows[0]["flagged"]
+    assert [r["role_name"] for r in table.rows[1:26]] == ["Owner"] * 25
+    html = render_document(report, media="print")
+    assert "Showing 200 of 250 role assignments; 50 more are in <code>data/records/role_assignments.csv</code>" in html
+    assert "cd" * 32 in html
+    assert len(build_context(report, "screen")["role_assignments"].rows) == 250
+
+
+def test_bad_input_is_a_render_error(sample: ReportInput) -> None:
+    with pytest.raises(RenderError, match="unknown report kind"):
+        dataclasses.replace(sample, kind="quarterly")
+    with pytest.raises(RenderError, match="page size"):
+        render_pdf(sample, page_size="A3")
+    with pytest.raises(RenderError, match="window"):
+        dataclasses.replace(sample, window={"start": "2025-01-01T00:00:00Z"})
+
+
+def test_templates_are_found() -> None:
+    assert template_dirs(), "templates/ must be found next to or inside the package"
+
+
+# -- PDF ------------------------------------------------------------------------------------------
+def test_pdf_structure(sample_pdf: bytes, sample: ReportInput) -> None:
+    pages = _pages(sample_pdf)
+    n = len(pages)
+    assert n >= 6
+    assert _squash(sample.title) in _squash(pages[0])
+    assert "INSECURE demo key" in pages[0] and sample.package_id in pages[0]
+    assert "Contents" in pages[1]
+    for i, text in enumerate(pages, start=1):
+        assert f"Page {i} of {n}" in text
+        if i > 1:  # running header carries the package ID on every page after the cover
+            assert f"Package {sample.package_id}" in text
+    joined = "\n".join(pages)
+    for heading in ("1. Summary", "2. Control index", "3. Controls", "4. Inventory", "5. Appendix"):
+        assert heading in joined
+    # The control index gives the page each control's section starts on (target-counter).
+    index_page = next(t for t in pages if "2. Control index" in t and "Page" in t and "MG-1" in t)
+    for control_id, title in (("AC-1", "No direct user Owner"), ("MG-2", "Deployments are written")):
+        row = re.search(rf"{control_id} .*?(\d+)\s*$", index_page, re.M)
+        assert row, index_page
+        target = int(row.group(1))
+        assert f"{control_id} {title}" in pages[target - 1]
+
+
+def test_pdf_is_deterministic_and_pdfa(sample: ReportInput, sample_pdf: bytes) -> None:
+    assert render_pdf(sample) == sample_pdf
+    reader = PdfReader(io.BytesIO(sample_pdf))
+    xmp = reader.trailer["/Root"]["/Metadata"].get_object().get_data()
+    assert b'pdfaid:part="3" pdfaid:conformance="B"' in xmp
+    assert reader.metadata is not None and reader.metadata["/CreationDate"].startswith("D:20250401060000")
+
+
+def test_pdf_letter_size(sample: ReportInput) -> None:
+    box = PdfReader(io.BytesIO(render_pdf(sample, page_size="Letter"))).pages[0].mediabox
+    assert (round(float(box.width)), round(float(box.height))) == (612, 792)
+
+
+def test_pdf_makes_no_requests_and_xss_stays_text(sample: ReportInput, counting_server: ThreadingHTTPServer) -> None:
+    port = counting_server.server_address[1]
+    attack_img = f"<img src=http://127.0.0.1:{port}/img.png>"
+    attack_css = f'<link rel=stylesheet href="http://127.0.0.1:{port}/a.css">'
+    models = [dict(r) for r in sample.records["model_versions"]]
+    models[0] = {**models[0], "tags": {"note": attack_img, "x": attack_css, "y": "<script>alert(1)</script>"}}
+    report = dataclasses.replace(sample, records={**sample.records, "model_versions": models})
+    fetcher = report_fetcher()
+    text = _squash("\n".join(_pages(render_pdf(report, fetcher=fetcher))))
+    assert counting_server.hits == []  # type: ignore[attr-defined]
+    assert fetcher.refused == []  # nothing even tried to load
+    assert _squash("<script>alert(1)</script>") in text
+    assert _squash(attack_img) in text and _squash(attack_css) in text
+
+
+def test_fetcher_refuses_hostile_html(counting_server: ThreadingHTTPServer, tmp_path: Path) -> None:
+    """Second wall: even raw hostile HTML (not our escaped templates) cannot fetch or attach."""
+    import weasyprint
+
+    port = counting_server.server_address[1]
+    secret = tmp_path / "secret.txt"
+    secret.write_text("TOP-SECRET")
+    hostile = (
+        f'<link rel=stylesheet href="http://127.0.0.1:{port}/a.css">'
+        f'<style>@import url("http://127.0.0.1:{port}/b.css");'
+        f' body {{ background: url("http://127.0.0.1:{port}/bg.png") }}</style>'
+        f'<img src="http://127.0.0.1:{port}/i.png"><img src="{secret.as_uri()}">'
+        f'<link rel="attachment" href="{secret.as_uri()}">'
+        '<p style="font-family: Report Sans">x</p>'
+    )
+    css = '@font-face { font-family: "Report Sans"; src: url("https://assets.evidence.invalid/fonts/DejaVuSans.ttf"); }'
+    fetcher = report_fetcher()
+    pdf = weasyprint.HTML(
+        string=f"<style>{css}</style>{hostile}", base_url="about:blank", url_fetcher=fetcher
+    ).write_pdf()
+    assert counting_server.hits == []  # type: ignore[attr-defined]
+    assert b"TOP-SECRET" not in pdf
+    assert any(u.startswith("file:") for u in fetcher.refused)
+    assert sum(u.startswith("http://127.0.0.1") for u in fetcher.refused) == 4
+    assert fetcher.served == ["https://assets.evidence.invalid/fonts/DejaVuSans.ttf"]
+
+
+def test_fetcher_serves_only_the_allow_list() -> None:
+    fetcher = AllowListFetcher(bundled_resources())
+    url = next(iter(bundled_resources()))
+    assert fetcher.fetch(url).read()[:4] == b"\x00\x01\x00\x00"  # a TrueType file
+    with pytest.raises(ValueError, match="refused"):
+        fetcher.fetch("data:text/plain,hello")
+    assert fetcher.refused == ["data:text/plain,hello"]
+
+
+def test_empty_report_renders_to_pdf() -> None:
+    text = "\n".join(_pages(render_pdf(empty_report())))
+    assert "Not collected" in text and "Unsigned" in text
+
+
+def test_pdf_renders_to_png(sample_pdf: bytes, tmp_path: Path) -> None:
+    if shutil.which("pdftoppm") is None:
+        pytest.skip("pdftoppm (poppler-utils) is not installed")
+    (tmp_path / "r.pdf").write_bytes(sample_pdf)
+    subprocess.run(
+        ["pdftoppm", "-r", "40", "-png", "-f", "1", "-l", "3", str(tmp_path / "r.pdf"), str(tmp_path / "p")],
+        check=True,
+        timeout=60,
+    )
+    pngs = sorted(tmp_path.glob("p-*.png"))
+    assert len(pngs) == 3 and all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
+
+
+def test_source_date_epoch_context_restores_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
+    with source_date_epoch(42):
+        assert os.environ["SOURCE_DATE_EPOCH"] == "42"
+    assert "SOURCE_DATE_EPOCH" not in os.environ
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "7")
+    with source_date_epoch(42):
+        pass
+    assert os.environ["SOURCE_DATE_EPOCH"] == "7"
+
+
+# -- charts and helpers ---------------------------------------------------------------------------
+def test_line_chart_is_deterministic_escaped_and_downsampled() -> None:
+    points = [(f"2025-03-01T{h:02d}:{m:02d}:00Z", float((h * 60 + m) % 97)) for h in range(24) for m in range(60)]
+    kwargs: dict[str, Any] = {
+        "title": "<b>p99</b>",
+        "unit": "ms",
+        "start": "2025-03-01T00:00:00Z",
+        "end": "2025-03-02T00:00:00Z",
+        "markers": [charts.Marker("2025-03-01T12:00:00Z", "<script>x</script>")],
+    }
+    svg = charts.line_chart(points, **kwargs)
+    assert svg == charts.line_chart(list(reversed(points)), **kwargs)
+    assert "<b>" not in svg and "<script>" not in svg and "&lt;script&gt;" in svg
+    polyline = re.search(r'points="([^"]+)"', svg)
+    assert polyline and len(polyline.group(1).split()) <= charts.MAX_POINTS
+    assert "no data points" in charts.line_chart([], **kwargs)
+
+
+def test_timeline_chart_lanes() -> None:
+    bars = [
+        charts.Bar("ep/blue", "2025-03-01T00:00:00Z", "2025-03-20T00:00:00Z", "m:3", 100),
+        charts.Bar("ep/green", "2025-03-20T00:00:00Z", None, "m:4", 10),
+    ]
+    svg = charts.timeline_chart(bars, title="t", start="2025-03-01T00:00:00Z", end="2025-04-01T00:00:00Z")
+    assert svg.count("<rect") == 2 and "m:4 10%" in svg
+
+
+def test_helpers() -> None:
+    assert model_ref(f"{WS}/models/credit-score/versions/4") == "credit-score:4"
+    assert scope_label(WS) == "workspace mlw-contoso-prod"
+    assert scope_label("/subscriptions/s/resourceGroups/rg") == "resource group rg"
+    assert scope_label("/subscriptions/s") == "subscription s"
+    assert scope_label(f"{EP}") == "onlineEndpoints credit-score"
