@@ -28,9 +28,10 @@ from cryptography.x509.oid import NameOID
 from evidence.azure.cassette import Entry
 from evidence.azure.clients import AzureClients, Cloud
 from evidence.azure.credentials import StaticCredential
-from evidence.azure.recording import RecordingTransport
+from evidence.azure.pseudonymize import Pseudonymizer, identity_object_ids, pseudonymize_cassette
+from evidence.azure.recording import RecordingTransport, write_recording
 from evidence.azure.redact import redact_json
-from evidence.azure.replay import ReplayTransport, load_cassette
+from evidence.azure.replay import Cassette, ReplayTransport, load_cassette
 from evidence.azure.tap import EvidenceTap
 from evidence.clock import FixedClock
 from evidence.errors import PackageError
@@ -92,7 +93,7 @@ def activity_event() -> dict[str, Any]:
         "eventTimestamp": "2026-06-15T10:00:00.1234567Z",
         "submissionTimestamp": "2026-06-15T10:00:30Z",
         "subscriptionId": SUB,
-        "tenantId": "tttttttt-0000-0000-0000-000000000000",
+        "tenantId": "72f988bf-86f1-41af-91ab-2d7cd011db47",
     }
 
 
@@ -307,3 +308,76 @@ class _Canned(ReplayTransport):
         from evidence.azure.replay import CannedResponse
 
         return CannedResponse(request, 200, {"Content-Type": self._type}, self._body)
+
+
+# ------------------------------------------------------------------------------ pseudonymisation
+PRINCIPAL = "11111111-2222-3333-4444-555555555555"
+BUILTIN_READER = "acdd72a7-3385-48ef-bd42-f606fba81ae7"
+ARM = "https://management.azure.com"
+
+
+def identity_cassette() -> Cassette:
+    ra_url = f"{ARM}{WS_ID}/providers/Microsoft.Authorization/roleAssignments?api-version=2022-04-01"
+    page2 = f"{ra_url}&$skiptoken=p2"
+    filtered = f"{ra_url}&$filter=principalId%20eq%20%27{PRINCIPAL}%27"
+    events = (f"{ARM}/subscriptions/{SUB}/providers/Microsoft.Insights/eventtypes/management/values"
+              f"?api-version=2015-04-01&$filter=caller%20eq%20%27alice%40contoso.com%27")
+    assignment = role_assignment("ra-1")
+    assignment["properties"]["principalId"] = PRINCIPAL
+    assignment["properties"]["roleDefinitionId"] = (
+        f"/subscriptions/{SUB}/providers/Microsoft.Authorization/roleDefinitions/{BUILTIN_READER}"
+    )
+    event = activity_event()
+    event["claims"]["name"] = "Alice Example"
+    event["claims"]["http://schemas.microsoft.com/identity/claims/objectidentifier"] = PRINCIPAL
+    headers = {"Content-Type": "application/json"}
+    return Cassette(entries=(
+        Entry(ra_url, "GET", 200, {"value": [assignment], "nextLink": page2}, response_headers=headers),
+        Entry(page2, "GET", 200, {"value": [role_assignment("ra-2")]}, response_headers=headers),
+        Entry(filtered, "GET", 200, {"value": [assignment]}, response_headers=headers),
+        Entry(events, "GET", 200, {"value": [event]}, response_headers=headers),
+    ))  # fmt: skip
+
+
+def test_pseudonymized_cassette_replays_with_consistent_pseudonyms(tmp_path: Path) -> None:
+    original = identity_cassette()
+    rewritten, pseudonymizer = pseudonymize_cassette(original, b"team-secret-salt")
+    path = write_recording(rewritten.entries, tmp_path / "shared")
+    text = path.read_text(encoding="utf-8")
+    for personal in ("alice@contoso.com", "alice%40contoso.com", "203.0.113.7", PRINCIPAL, "Alice Example"):
+        assert personal not in text, personal
+    # Organisation identifiers and built-in role GUIDs are deliberately left alone.
+    assert SUB in text and BUILTIN_READER in text and "72f988bf-86f1-41af-91ab-2d7cd011db47" in text
+
+    transport = ReplayTransport.from_path(path.parent)
+    clients = AzureClients(StaticCredential(), EvidenceTap(transport, CLOCK))
+    auth = clients.authorization(SUB)
+    assignments = list(auth.role_assignments.list_for_scope(WS_ID))
+    assert [ra.name for ra in assignments] == ["ra-1", "ra-2"]  # nextLink still matches its entry
+    fake_principal = pseudonymizer.guid(PRINCIPAL)
+    assert assignments[0].principal_id == fake_principal
+    assert assignments[0].role_definition_id.endswith(BUILTIN_READER)
+    # Configuration goes through the same pseudonymizer at replay time, and then matches.
+    by_principal = list(auth.role_assignments.list_for_scope(WS_ID, filter=f"principalId eq '{fake_principal}'"))
+    assert [ra.principal_id for ra in by_principal] == [fake_principal]
+    fake_caller = pseudonymizer.email("alice@contoso.com")
+    events = list(clients.monitor(SUB).activity_logs.list(filter=f"caller eq '{fake_caller}'"))
+    assert events[0].caller == fake_caller
+    assert events[0].claims["ipaddr"].startswith("198.1")
+    assert events[0].claims["name"].startswith("person-")
+    assert events[0].claims["http://schemas.microsoft.com/identity/claims/objectidentifier"] == fake_principal
+    assert transport.unused() == []
+
+
+def test_pseudonyms_are_stable_salted_and_idempotent() -> None:
+    a, b, other = Pseudonymizer("s1", [PRINCIPAL]), Pseudonymizer("s1", [PRINCIPAL]), Pseudonymizer("s2", [PRINCIPAL])
+    text = f"alice@contoso.com from 203.0.113.7 / 2001:4860::8888 as {PRINCIPAL.upper()} at 10:00:00"
+    assert a.text(text) == b.text(text) != other.text(text)
+    assert a.text(a.text(text)) == a.text(text)
+    assert a.guid(PRINCIPAL) == a.guid(PRINCIPAL.upper())
+    assert a.text("version 1.2.3.4.5 and mac 00:1a:2b:3c:4d:5e") == "version 1.2.3.4.5 and mac 00:1a:2b:3c:4d:5e"
+    with pytest.raises(ValueError, match="salt"):
+        Pseudonymizer("")
+    assert identity_object_ids([{"properties": {"requestbody": json.dumps({"principalId": PRINCIPAL})}}]) == {
+        PRINCIPAL
+    }
