@@ -1,0 +1,603 @@
+"""Activity Log collection through the real monitor SDK: filters, paging, selection, 90-day edge,
+and the Log Analytics fallback for the older part of a window.
+
+Event bodies follow the azure-rest-api-specs example GetActivityLogsFiltered (2015-04-01) and the
+role-assignment events in Learn's "View activity logs for Azure RBAC changes" (``requestbody`` is
+a JSON *string*).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+from evidence.azure.cassette import Entry
+from evidence.azure.clients import AzureClients
+from evidence.azure.credentials import StaticCredential
+from evidence.azure.replay import ReplayTransport
+from evidence.azure.tap import EvidenceTap
+from evidence.clock import FixedClock
+from evidence.collect.activity import ActivityLogCollector, caller_type, time_filter
+from evidence.collect.interface import Collector, CollectSession, RawResponse, Record
+from evidence.collect.store import load_raw, write_raw
+from evidence.domain import Gap, Provenance, Scope, Window, Workspace
+
+SUB = "00000000-0000-0000-0000-0000000000aa"
+RG = "rg-ml"
+WS = Workspace(SUB, RG, "ws-prod")
+SCOPE = Scope(workspaces=(WS,))
+RG_ID = f"/subscriptions/{SUB}/resourceGroups/{RG}"
+ARM = "https://management.azure.com"
+EVENTS = f"{ARM}/subscriptions/{SUB}/providers/Microsoft.Insights/eventtypes/management/values"
+LOGS = "https://api.loganalytics.io/v1/workspaces/law-1/query"
+NOW = datetime(2026, 10, 1, 6, tzinfo=UTC)
+CLOCK = FixedClock(NOW)
+WINDOW = Window(datetime(2026, 9, 1, tzinfo=UTC), datetime(2026, 10, 1, tzinfo=UTC))
+JSON = {"Content-Type": "application/json; charset=utf-8"}
+ENDPOINT = f"{WS.arm_id}/onlineEndpoints/ep-credit"
+USER_CLAIMS = {
+    "aud": "https://management.core.windows.net/",
+    "idtyp": "user",
+    "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/upn": "alice@contoso.com",
+    "http://schemas.microsoft.com/identity/claims/objectidentifier": "11111111-1111-1111-1111-111111111111",
+}
+SP_CLAIMS = {
+    "aud": "https://management.core.windows.net/",
+    "idtyp": "app",
+    "appid": "99999999-0000-0000-0000-0000000000a1",
+}
+MI_CLAIMS = {
+    "appid": "99999999-0000-0000-0000-0000000000b2",
+    "xms_mirid": f"{RG_ID}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/deployer",
+}
+
+
+def filter_for(start: str, end: str, extra: str) -> str:
+    return f"eventTimestamp ge '{start}' and eventTimestamp le '{end}' and {extra}"
+
+
+def events_url(flt: str, **more: str) -> str:
+    return f"{EVENTS}?{urlencode({'api-version': '2015-04-01', '$filter': flt, **more})}"
+
+
+RG_FILTER = filter_for("2026-09-01T00:00:00Z", "2026-10-01T00:00:00Z", f"resourceGroupName eq '{RG}'")
+AUTH_FILTER = filter_for(
+    "2026-09-01T00:00:00Z", "2026-10-01T00:00:00Z", "resourceProvider eq 'Microsoft.Authorization'"
+)
+
+
+def event(
+    event_id: str,
+    when: str,
+    operation: str,
+    resource_id: str,
+    *,
+    status: str = "Succeeded",
+    caller: str = "alice@contoso.com",
+    claims: dict[str, Any] | None = None,
+    properties: dict[str, Any] | None = None,
+    localized: str | None = None,
+) -> dict[str, Any]:
+    return {
+        "authorization": {"action": operation, "scope": resource_id},
+        "caller": caller,
+        "channels": "Operation",
+        "claims": claims if claims is not None else USER_CLAIMS,
+        "correlationId": f"corr-{event_id}",
+        "description": "",
+        "eventDataId": event_id,
+        "eventName": {"value": "EndRequest", "localizedValue": "End request"},
+        "category": {"value": "Administrative", "localizedValue": "Administrative"},
+        "httpRequest": {"clientRequestId": "req", "clientIpAddress": "203.0.113.7", "method": "PUT"},
+        "id": f"{resource_id}/events/{event_id}/ticks/638000000000000000",
+        "level": "Informational",
+        "resourceGroupName": RG,
+        "resourceProviderName": {"value": operation.split("/")[0], "localizedValue": operation.split("/")[0]},
+        "resourceId": resource_id,
+        "resourceType": {"value": "/".join(operation.split("/")[:-1]), "localizedValue": ""},
+        "operationId": f"op-{event_id}",
+        "operationName": {"value": operation, "localizedValue": localized or operation},
+        "properties": properties or {"statusCode": "OK"},
+        "status": {"value": status, "localizedValue": status},
+        "subStatus": {"value": "OK" if status == "Succeeded" else "", "localizedValue": ""},
+        "eventTimestamp": when,
+        "submissionTimestamp": when,
+        "subscriptionId": SUB,
+        "tenantId": "tenant",
+    }
+
+
+def role_assignment_body(scope: str, principal: str = "22222222-2222-2222-2222-222222222222") -> str:
+    return json.dumps(
+        {
+            "Id": "ra-new",
+            "Properties": {
+                "PrincipalId": principal,
+                "PrincipalType": "ServicePrincipal",
+                "RoleDefinitionId": f"/subscriptions/{SUB}/providers/Microsoft.Authorization/roleDefinitions/"
+                "8e3af657-a8ff-443c-a75c-2fe8c4bcb635",
+                "Scope": scope,
+                "Condition": None,
+            },
+        }
+    )
+
+
+EP_STARTED = event(
+    "e-1",
+    "2026-09-02T10:00:00.1234567Z",
+    "Microsoft.MachineLearningServices/workspaces/onlineEndpoints/write",
+    ENDPOINT,
+    status="Started",
+    localized="Create or update online endpoint",
+)
+EP_DONE = event(
+    "e-2",
+    "2026-09-02T10:00:30Z",
+    "Microsoft.MachineLearningServices/workspaces/onlineEndpoints/write",
+    ENDPOINT,
+    localized="Create or update online endpoint",
+)
+DEPLOY_FAILED = event(
+    "e-3",
+    "2026-09-03T11:00:00Z",
+    "Microsoft.MachineLearningServices/workspaces/onlineEndpoints/deployments/write",
+    f"{ENDPOINT}/deployments/blue",
+    status="Failed",
+    caller="99999999-0000-0000-0000-0000000000a1",
+    claims=SP_CLAIMS,
+)
+RA_AT_RG = event(
+    "e-4",
+    "2026-09-04T12:00:00Z",
+    "Microsoft.Authorization/roleAssignments/write",
+    f"{RG_ID}/providers/Microsoft.Authorization/roleAssignments/ra-new",
+    status="Succeeded",
+    properties={"statusCode": "Created", "requestbody": role_assignment_body(RG_ID)},
+)
+RA_ON_STORAGE = event(
+    "e-5",
+    "2026-09-04T13:00:00Z",
+    "Microsoft.Authorization/roleAssignments/write",
+    f"{RG_ID}/providers/Microsoft.Storage/storageAccounts/st1/providers/Microsoft.Authorization/roleAssignments/ra-st",
+    properties={"requestbody": role_assignment_body(f"{RG_ID}/providers/Microsoft.Storage/storageAccounts/st1")},
+)
+STORAGE_WRITE = event(
+    "e-6",
+    "2026-09-05T00:00:00Z",
+    "Microsoft.Storage/storageAccounts/write",
+    f"{RG_ID}/providers/Microsoft.Storage/storageAccounts/st1",
+)
+RA_AT_SUB = event(
+    "e-7",
+    "2026-09-06T00:00:00Z",
+    "Microsoft.Authorization/roleAssignments/write",
+    f"/subscriptions/{SUB}/providers/Microsoft.Authorization/roleAssignments/ra-sub",
+    caller="deployer-mi",
+    claims=MI_CLAIMS,
+    properties={"requestbody": role_assignment_body(f"/subscriptions/{SUB}")},
+)
+BROKEN_BODY = event(
+    "e-8",
+    "2026-09-07T00:00:00Z",
+    "Microsoft.Authorization/roleAssignments/delete",
+    f"{RG_ID}/providers/Microsoft.Authorization/roleAssignments/ra-old",
+    properties={"requestbody": '{"Id": "ra-old", "Properties": {trunc'},
+)
+PIM_REQUEST = event(
+    "e-9",
+    "2026-09-08T00:00:00Z",
+    "Microsoft.Authorization/roleEligibilityScheduleRequests/write",
+    f"{RG_ID}/providers/Microsoft.Authorization/roleEligibilityScheduleRequests/req-1",
+)
+
+
+def page(*events: dict[str, Any], next_link: str | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"value": list(events)}
+    if next_link:
+        body["nextLink"] = next_link
+    return body
+
+
+def entry(url: str, body: Any, status: int = 200, method: str = "GET", request_body: Any = None) -> Entry:
+    return Entry(
+        request_uri=url,
+        request_method=method,
+        status_code=status,
+        response_body=body,
+        response_headers=JSON,
+        request_body=request_body,
+    )
+
+
+def default_cassette() -> list[Entry]:
+    second = events_url(RG_FILTER, **{"$skipToken": "page-2"})
+    return [
+        entry(events_url(RG_FILTER), page(EP_DONE, EP_STARTED, RA_AT_RG, next_link=second)),
+        entry(second, page(DEPLOY_FAILED, RA_ON_STORAGE, STORAGE_WRITE, BROKEN_BODY, PIM_REQUEST)),
+        entry(events_url(AUTH_FILTER), page(RA_AT_SUB, RA_AT_RG, RA_ON_STORAGE)),
+    ]
+
+
+Run = tuple[dict[str, list[Record]], list[Gap], ReplayTransport]
+
+
+def run(
+    collector: Collector,
+    entries: list[Entry],
+    tmp_path: Path,
+    *,
+    window: Window = WINDOW,
+    clock: FixedClock = CLOCK,
+    scope: Scope = SCOPE,
+) -> Run:
+    transport = ReplayTransport(entries)
+    tap = EvidenceTap(transport, clock)
+    session = CollectSession(
+        clients=AzureClients(StaticCredential(), tap), scope=scope, window=window, clock=clock, collector=collector.name
+    )
+    with tap.channel(collector.name):
+        collector.collect(session)
+    provenance, _ = write_raw(tap.exchanges(), tmp_path)
+    raw = load_raw(tmp_path, provenance)
+    return dict(collector.normalise(raw.get(collector.name, []))), session.gaps, transport
+
+
+def sent_filters(transport: ReplayTransport) -> list[str]:
+    return [dict(parse_qsl(urlsplit(s.url).query))["$filter"] for s in transport.served if "/eventtypes/" in s.url]
+
+
+def test_filters_sent_are_exactly_the_documented_grammar(tmp_path: Path) -> None:
+    _, gaps, transport = run(ActivityLogCollector(), default_cassette(), tmp_path)
+    assert gaps == []
+    assert sent_filters(transport) == [
+        "eventTimestamp ge '2026-09-01T00:00:00Z' and eventTimestamp le '2026-10-01T00:00:00Z' "
+        "and resourceGroupName eq 'rg-ml'",
+        "eventTimestamp ge '2026-09-01T00:00:00Z' and eventTimestamp le '2026-10-01T00:00:00Z' "
+        "and resourceGroupName eq 'rg-ml'",  # page two keeps the filter
+        "eventTimestamp ge '2026-09-01T00:00:00Z' and eventTimestamp le '2026-10-01T00:00:00Z' "
+        "and resourceProvider eq 'Microsoft.Authorization'",
+    ]
+    assert transport.unused() == []
+
+
+def test_keeps_ml_and_access_events_sorted_and_deduplicated(tmp_path: Path) -> None:
+    records, _, _ = run(ActivityLogCollector(), default_cassette(), tmp_path)
+    rows = records["activity_events"]
+    # Storage writes and role assignments on a storage account never touch a workspace; the
+    # resource-group role assignment came back from both filters and is one row.
+    assert [r["event_id"] for r in rows] == ["e-1", "e-2", "e-3", "e-4", "e-7", "e-8", "e-9"]
+    assert [r["timestamp"] for r in rows] == sorted(r["timestamp"] for r in rows)
+    first = rows[0]
+    assert first == {
+        "event_id": "e-1",
+        "timestamp": "2026-09-02T10:00:00.123456Z",
+        "submission_timestamp": "2026-09-02T10:00:00.123456Z",
+        "operation": "Microsoft.MachineLearningServices/workspaces/onlineEndpoints/write",
+        "operation_name_localized": "Create or update online endpoint",
+        "status": "Started",
+        "sub_status": "",
+        "caller": "alice@contoso.com",
+        "caller_type": "User",
+        "caller_ip": "203.0.113.7",
+        "resource_id": ENDPOINT,
+        "resource_group": RG,
+        "subscription_id": SUB,
+        "correlation_id": "corr-e-1",
+        "operation_id": "op-e-1",
+        "level": "Informational",
+        "category": "Administrative",
+        "event_name": "EndRequest",
+        "source": "activity_log",
+        "workspace_id": WS.arm_id,
+        "request_principal_id": None,
+        "request_principal_type": None,
+        "request_role_definition_id": None,
+        "request_scope": None,
+        "request_condition": None,
+    }
+    by_id = {r["event_id"]: r for r in rows}
+    assert by_id["e-3"]["status"] == "Failed" and by_id["e-3"]["caller_type"] == "ServicePrincipal"
+    assert by_id["e-7"]["caller_type"] == "ManagedIdentity"
+
+
+def test_role_assignment_request_body_is_parsed_from_its_json_string(tmp_path: Path) -> None:
+    records, _, _ = run(ActivityLogCollector(), default_cassette(), tmp_path)
+    by_id = {r["event_id"]: r for r in records["activity_events"]}
+    assert {k: v for k, v in by_id["e-4"].items() if k.startswith("request_")} == {
+        "request_principal_id": "22222222-2222-2222-2222-222222222222",
+        "request_principal_type": "ServicePrincipal",
+        "request_role_definition_id": f"/subscriptions/{SUB}/providers/Microsoft.Authorization/roleDefinitions/"
+        "8e3af657-a8ff-443c-a75c-2fe8c4bcb635",
+        "request_scope": RG_ID,
+        "request_condition": None,
+    }
+    assert by_id["e-7"]["request_scope"] == f"/subscriptions/{SUB}"
+    # A truncated request body is kept as an event without request fields, never an error.
+    assert by_id["e-8"]["request_principal_id"] is None
+    assert by_id["e-8"]["operation"] == "Microsoft.Authorization/roleAssignments/delete"
+
+
+def test_window_inside_retention_has_no_gap(tmp_path: Path) -> None:
+    window = Window(NOW - timedelta(days=90), NOW - timedelta(hours=6))
+    flt = time_filter(window.start, window.end)
+    entries = [
+        entry(events_url(f"{flt} and resourceGroupName eq '{RG}'"), page()),
+        entry(events_url(f"{flt} and resourceProvider eq 'Microsoft.Authorization'"), page()),
+    ]
+    records, gaps, transport = run(ActivityLogCollector(), entries, tmp_path, window=window)
+    assert gaps == [] and records == {"activity_events": []}
+    assert transport.unused() == []
+
+
+def test_window_starting_91_days_ago_gets_a_gap_naming_the_uncovered_part(tmp_path: Path) -> None:
+    window = Window(datetime(2026, 7, 2, 6, tzinfo=UTC), datetime(2026, 10, 1, tzinfo=UTC))  # now - 91 days
+    flt = "eventTimestamp ge '2026-07-03T06:00:00Z' and eventTimestamp le '2026-10-01T00:00:00Z'"
+    entries = [
+        entry(events_url(f"{flt} and resourceGroupName eq '{RG}'"), page(EP_DONE)),
+        entry(events_url(f"{flt} and resourceProvider eq 'Microsoft.Authorization'"), page()),
+    ]
+    records, gaps, transport = run(ActivityLogCollector(), entries, tmp_path, window=window)
+    assert [(g.collector, g.scope, g.status, g.error_code, g.message, g.at) for g in gaps] == [
+        (
+            "activity_log",
+            f"/subscriptions/{SUB}",
+            None,
+            "RetentionExceeded",
+            "Activity Log retains 90 days: 2026-07-02T06:00:00Z to 2026-07-03T06:00:00Z is not covered; "
+            "configure a Log Analytics workspace that receives the Activity Log",
+            "2026-10-01T06:00:00Z",
+        )
+    ]
+    assert transport.unused() == []  # only the retained part was asked for
+    assert [r["event_id"] for r in records["activity_events"]] == ["e-2"]
+
+
+def test_window_entirely_older_than_retention_asks_nothing(tmp_path: Path) -> None:
+    window = Window(datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 4, 1, tzinfo=UTC))
+    _, gaps, transport = run(ActivityLogCollector(), [], tmp_path, window=window)
+    assert transport.served == []
+    assert [g.message for g in gaps] == [
+        "Activity Log retains 90 days: 2026-01-01T00:00:00Z to 2026-04-01T00:00:00Z is not covered; "
+        "configure a Log Analytics workspace that receives the Activity Log"
+    ]
+
+
+AZURE_ACTIVITY_COLUMNS = [
+    ("TenantId", "string"),
+    ("SourceSystem", "string"),
+    ("CallerIpAddress", "string"),
+    ("CategoryValue", "string"),
+    ("CorrelationId", "string"),
+    ("Authorization", "string"),
+    ("Authorization_d", "dynamic"),
+    ("Claims", "string"),
+    ("Claims_d", "dynamic"),
+    ("Level", "string"),
+    ("OperationNameValue", "string"),
+    ("Properties", "string"),
+    ("Properties_d", "dynamic"),
+    ("Caller", "string"),
+    ("EventDataId", "string"),
+    ("EventSubmissionTimestamp", "datetime"),
+    ("HTTPRequest", "string"),
+    ("OperationId", "string"),
+    ("ResourceGroup", "string"),
+    ("ResourceProviderValue", "string"),
+    ("ActivityStatusValue", "string"),
+    ("ActivitySubstatusValue", "string"),
+    ("Hierarchy", "string"),
+    ("TimeGenerated", "datetime"),
+    ("SubscriptionId", "string"),
+    ("OperationName", "string"),
+    ("ActivityStatus", "string"),
+    ("ActivitySubstatus", "string"),
+    ("Category", "string"),
+    ("ResourceId", "string"),
+    ("ResourceProvider", "string"),
+    ("Resource", "string"),
+    ("Type", "string"),
+    ("_ResourceId", "string"),
+]
+
+
+def azure_activity_row(event_id: str, when: str, operation: str, resource_id: str, **over: Any) -> list[Any]:
+    properties = over.pop("properties", {"statusCode": "OK"})
+    values = {
+        "TenantId": "la-tenant",
+        "SourceSystem": "Azure",
+        "CallerIpAddress": "198.51.100.2",
+        "CategoryValue": "Administrative",
+        "CorrelationId": f"corr-{event_id}",
+        "Authorization": "",
+        "Authorization_d": json.dumps({"action": operation, "scope": resource_id}),
+        "Claims": "",
+        "Claims_d": json.dumps(USER_CLAIMS),
+        "Level": "Informational",
+        "OperationNameValue": operation.upper(),
+        "Properties": "",
+        "Properties_d": json.dumps(properties),
+        "Caller": "alice@contoso.com",
+        "EventDataId": event_id,
+        "EventSubmissionTimestamp": when,
+        "HTTPRequest": "",
+        "OperationId": f"op-{event_id}",
+        "ResourceGroup": RG.upper(),
+        "ResourceProviderValue": operation.split("/")[0].upper(),
+        "ActivityStatusValue": "Success",
+        "ActivitySubstatusValue": "",
+        "Hierarchy": "",
+        "TimeGenerated": when,
+        "SubscriptionId": SUB,
+        "OperationName": "Create or update online endpoint",
+        "ActivityStatus": "",
+        "ActivitySubstatus": "",
+        "Category": "",
+        "ResourceId": "",
+        "ResourceProvider": "",
+        "Resource": "",
+        "Type": "AzureActivity",
+        "_ResourceId": resource_id.lower(),
+        **over,
+    }
+    return [values[name] for name, _ in AZURE_ACTIVITY_COLUMNS]
+
+
+def logs_body(rows: list[list[Any]], error: dict[str, Any] | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "tables": [
+            {
+                "name": "PrimaryResult",
+                "columns": [{"name": n, "type": t} for n, t in AZURE_ACTIVITY_COLUMNS],
+                "rows": rows,
+            }
+        ]
+    }
+    if error:
+        body["error"] = error
+    return body
+
+
+OLD_WINDOW = Window(datetime(2026, 6, 1, tzinfo=UTC), datetime(2026, 10, 1, tzinfo=UTC))
+OLD_QUERY = (
+    "AzureActivity | where TimeGenerated >= datetime(2026-06-01T00:00:00Z) and TimeGenerated <= "
+    "datetime(2026-07-03T06:00:00Z) | where SubscriptionId in~ ('00000000-0000-0000-0000-0000000000aa') "
+    "| where ResourceProviderValue =~ 'Microsoft.Authorization' or ResourceGroup in~ ('rg-ml') "
+    "| sort by TimeGenerated asc, EventDataId asc"
+)
+RETAINED = "eventTimestamp ge '2026-07-03T06:00:00Z' and eventTimestamp le '2026-10-01T00:00:00Z'"
+
+
+def retained_entries(*events: dict[str, Any]) -> list[Entry]:
+    return [
+        entry(events_url(f"{RETAINED} and resourceGroupName eq '{RG}'"), page(*events)),
+        entry(events_url(f"{RETAINED} and resourceProvider eq 'Microsoft.Authorization'"), page()),
+    ]
+
+
+def test_older_part_is_read_from_log_analytics_when_configured(tmp_path: Path) -> None:
+    old_ra = azure_activity_row(
+        "la-1",
+        "2026-06-15T08:00:00Z",
+        "Microsoft.Authorization/roleAssignments/write",
+        f"{RG_ID}/providers/Microsoft.Authorization/roleAssignments/ra-june",
+        properties={"requestbody": role_assignment_body(WS.arm_id)},
+        Claims_d=json.dumps(SP_CLAIMS),
+    )
+    old_ep = azure_activity_row(
+        "la-2", "2026-06-10T08:00:00Z", "Microsoft.MachineLearningServices/workspaces/onlineEndpoints/write", ENDPOINT
+    )
+    storage = azure_activity_row(
+        "la-3",
+        "2026-06-11T08:00:00Z",
+        "Microsoft.Storage/storageAccounts/write",
+        f"{RG_ID}/providers/Microsoft.Storage/storageAccounts/st1",
+    )
+    entries = [
+        entry(
+            LOGS,
+            logs_body([old_ep, storage, old_ra]),
+            method="POST",
+            request_body={
+                "query": OLD_QUERY,
+                "timespan": "2026-06-01T00:00:00.000Z/2026-07-03T06:00:00.000Z",
+                "workspaces": None,
+            },
+        ),
+        *retained_entries(EP_DONE),
+    ]
+    records, gaps, transport = run(
+        ActivityLogCollector(log_analytics_workspace="law-1"), entries, tmp_path, window=OLD_WINDOW
+    )
+    assert gaps == []
+    assert transport.unused() == []  # the exact KQL and timespan were sent
+    rows = records["activity_events"]
+    assert [(r["event_id"], r["source"]) for r in rows] == [
+        ("la-2", "log_analytics"),
+        ("la-1", "log_analytics"),
+        ("e-2", "activity_log"),
+    ]
+    june = rows[1]
+    assert june["operation"] == "MICROSOFT.AUTHORIZATION/ROLEASSIGNMENTS/WRITE"
+    assert june["request_scope"] == WS.arm_id and june["caller_type"] == "ServicePrincipal"
+    assert june["timestamp"] == "2026-06-15T08:00:00Z"
+    assert rows[0]["workspace_id"] is not None
+
+
+def test_log_analytics_partial_result_is_a_gap_and_keeps_the_rows(tmp_path: Path) -> None:
+    old_ep = azure_activity_row(
+        "la-2", "2026-06-10T08:00:00Z", "Microsoft.MachineLearningServices/workspaces/onlineEndpoints/write", ENDPOINT
+    )
+    error = {
+        "code": "PartialError",
+        "message": "There were some errors when processing your query.",
+        "details": [{"code": "EvaluationPartialResult", "message": "Query result set exceeded the limit"}],
+    }
+    entries = [entry(LOGS, logs_body([old_ep], error), method="POST"), *retained_entries()]
+    records, gaps, _ = run(ActivityLogCollector(log_analytics_workspace="law-1"), entries, tmp_path, window=OLD_WINDOW)
+    assert [(g.scope, g.error_code) for g in gaps] == [("log-analytics:law-1", "PartialError")]
+    assert gaps[0].message == (
+        "Log Analytics returned partial results for 2026-06-01T00:00:00Z to 2026-07-03T06:00:00Z: There were some "
+        "errors when processing your query. (EvaluationPartialResult: Query result set exceeded the limit)"
+    )
+    assert [r["event_id"] for r in records["activity_events"]] == ["la-2"]
+
+
+def test_log_analytics_403_is_a_gap_and_the_retained_part_is_still_read(tmp_path: Path) -> None:
+    denied = {
+        "error": {
+            "code": "InsufficientAccessError",
+            "message": "The provided credentials have insufficient access to perform the requested operation",
+        }
+    }
+    entries = [entry(LOGS, denied, status=403, method="POST"), *retained_entries(EP_DONE)]
+    records, gaps, _ = run(ActivityLogCollector(log_analytics_workspace="law-1"), entries, tmp_path, window=OLD_WINDOW)
+    assert [(g.scope, g.status, g.error_code) for g in gaps] == [
+        ("log-analytics:law-1", 403, "InsufficientAccessError")
+    ]
+    assert [r["event_id"] for r in records["activity_events"]] == ["e-2"]
+
+
+def test_one_failing_resource_group_does_not_stop_the_others(tmp_path: Path) -> None:
+    other = Workspace(SUB, "rg-other", "ws-2")
+    denied = {"error": {"code": "AuthorizationFailed", "message": "The client does not have authorization."}}
+    other_filter = filter_for("2026-09-01T00:00:00Z", "2026-10-01T00:00:00Z", "resourceGroupName eq 'rg-other'")
+    entries = [
+        entry(events_url(RG_FILTER), page(EP_DONE)),
+        entry(events_url(other_filter), denied, status=403),
+        entry(events_url(AUTH_FILTER), page()),
+    ]
+    records, gaps, _ = run(ActivityLogCollector(), entries, tmp_path, scope=Scope(workspaces=(WS, other)))
+    assert [(g.scope, g.status, g.error_code) for g in gaps] == [
+        (f"/subscriptions/{SUB}/resourceGroups/rg-other", 403, "AuthorizationFailed")
+    ]
+    assert [r["event_id"] for r in records["activity_events"]] == ["e-2"]
+
+
+def test_caller_type_from_claims() -> None:
+    assert caller_type(USER_CLAIMS) == "User"
+    assert caller_type(SP_CLAIMS) == "ServicePrincipal"
+    assert caller_type(MI_CLAIMS) == "ManagedIdentity"
+    assert caller_type({"appid": "x"}) == "ServicePrincipal"
+    assert caller_type({"upn": "bob@contoso.com", "appid": "x"}) == "User"
+    assert caller_type({}) is None and caller_type(None) is None
+
+
+def test_normalise_is_pure_and_skips_errors_and_html() -> None:
+    def raw(url: str, body: Any, status: int = 200) -> RawResponse:
+        prov = Provenance("activity_log", "GET", url, "2015-04-01", status, None, "2026-10-01T06:00:00Z", None)
+        return RawResponse(prov, body)
+
+    responses = [
+        raw(events_url(RG_FILTER), page(EP_DONE, "not-an-event")),  # type: ignore[arg-type]
+        raw(events_url(RG_FILTER), {"error": {"code": "x"}}, 500),
+        raw(events_url(AUTH_FILTER), "<html>gateway</html>"),
+        raw(events_url(RG_FILTER), {"value": [{"eventDataId": "no-operation"}]}),
+    ]
+    collector = ActivityLogCollector()
+    first = collector.normalise(responses)
+    assert [r["event_id"] for r in first["activity_events"]] == ["e-2"]
+    assert collector.normalise(responses) == first
