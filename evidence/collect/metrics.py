@@ -1,0 +1,227 @@
+"""Endpoint and deployment metrics for the window, from Azure Monitor (``metrics.list``).
+
+What is asked for (metric names and dimensions from azure-limits §4.1):
+
+* each online endpoint: ``RequestsPerMinute`` split by ``deployment`` and ``statusCodeClass``, and
+  ``RequestLatency_P50``/``RequestLatency_P99`` split by ``deployment`` (aggregation Average);
+* each deployment: ``CpuUtilizationPercentage``, ``CpuMemoryUtilizationPercentage`` and
+  ``DeploymentCapacity`` (Average and Maximum).
+
+The collector lists endpoints and deployments itself, through the same azure-ai-ml calls as the
+endpoints collector, so collectors stay independent; those list calls are therefore attributed to
+``metrics`` in ``collection.json``, which is what happened.
+
+Interval (``INTERVALS``): PT1H up to 7 days, PT6H up to 31 days, P1D beyond, so a 90-day window
+is 90 points per series. Azure keeps most metrics 93 days; the part of a window older than that
+is not queried and a gap names it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, ClassVar
+from urllib.parse import parse_qsl, urlsplit
+
+from evidence.clock import isoformat
+from evidence.collect.activity import utc_z
+from evidence.collect.interface import Collector, CollectSession, RawResponse, Record
+from evidence.collect.normalise import timestamp
+from evidence.domain import Gap
+
+#: "Most metrics in Azure are stored for 93 days" (azure-limits §4.2).
+METRICS_RETENTION = timedelta(days=93)
+
+#: Longest window (inclusive) for each interval; beyond the last, one point a day.
+INTERVALS: tuple[tuple[timedelta, str], ...] = ((timedelta(days=7), "PT1H"), (timedelta(days=31), "PT6H"))
+LONG_INTERVAL = "P1D"
+
+#: ``top`` caps the number of series per request when a dimension filter is given (the service
+#: default is 10, too few for a deployment x status-class split). Reaching it is reported as a gap.
+MAX_SERIES = 100
+
+ENDPOINT_NAMESPACE = "Microsoft.MachineLearningServices/workspaces/onlineEndpoints"
+DEPLOYMENT_NAMESPACE = "Microsoft.MachineLearningServices/workspaces/onlineEndpoints/deployments"
+
+_METRICS_PATH = r"(?P<resource>.*?)/providers/Microsoft\.Insights/metrics/?"
+
+# Metric value keys in the REST body, by the aggregation names the request uses.
+_AGGREGATION_KEYS = {
+    "average": "average",
+    "minimum": "minimum",
+    "maximum": "maximum",
+    "total": "total",
+    "count": "count",
+}
+
+
+@dataclass(frozen=True)
+class MetricQuery:
+    """One ``metrics.list`` request shape."""
+
+    metricnames: tuple[str, ...]
+    aggregation: tuple[str, ...]
+    namespace: str
+    filter: str | None = None
+
+
+ENDPOINT_QUERIES: tuple[MetricQuery, ...] = (
+    MetricQuery(
+        ("RequestsPerMinute",), ("Average",), ENDPOINT_NAMESPACE, "deployment eq '*' and statusCodeClass eq '*'"
+    ),
+    MetricQuery(("RequestLatency_P50", "RequestLatency_P99"), ("Average",), ENDPOINT_NAMESPACE, "deployment eq '*'"),
+)
+DEPLOYMENT_QUERIES: tuple[MetricQuery, ...] = (
+    MetricQuery(
+        ("CpuUtilizationPercentage", "CpuMemoryUtilizationPercentage", "DeploymentCapacity"),
+        ("Average", "Maximum"),
+        DEPLOYMENT_NAMESPACE,
+    ),
+)
+
+
+def interval_for(span: timedelta) -> str:
+    for longest, interval in INTERVALS:
+        if span <= longest:
+            return interval
+    return LONG_INTERVAL
+
+
+class MetricsCollector(Collector):
+    name: ClassVar[str] = "metrics"
+    record_kinds: ClassVar[tuple[str, ...]] = ("metrics",)
+
+    def collect(self, session: CollectSession) -> None:
+        window = session.window
+        cutoff = session.clock.now() - METRICS_RETENTION
+        start = max(window.start, cutoff)
+        if window.start < cutoff:
+            old_end = min(cutoff, window.end)
+            session.gaps.append(
+                Gap(
+                    collector=self.name,
+                    scope=", ".join(w.arm_id for w in sorted(session.scope.workspaces)),
+                    status=None,
+                    error_code="RetentionExceeded",
+                    message=(
+                        f"Azure Monitor keeps metrics for 93 days: {utc_z(window.start)} to {utc_z(old_end)} "
+                        "is not covered; metrics for that part of the window no longer exist"
+                    ),
+                    at=isoformat(session.clock.now()),
+                )
+            )
+        if start >= window.end:
+            return
+        timespan = f"{utc_z(start)}/{utc_z(window.end)}"
+        interval = interval_for(window.end - start)
+        for subscription, resource_id, queries in self._resources(session):
+            monitor = session.clients.monitor(subscription)
+            for query in queries:
+                with session.attempt(f"{resource_id}/providers/Microsoft.Insights/metrics"):
+                    response = monitor.metrics.list(
+                        resource_id,
+                        timespan=timespan,
+                        interval=interval,
+                        metricnames=",".join(query.metricnames),
+                        aggregation=",".join(query.aggregation),
+                        filter=query.filter,
+                        top=MAX_SERIES if query.filter else None,
+                        metricnamespace=query.namespace,
+                    )
+                    self._check_truncation(session, resource_id, query, response)
+
+    def _resources(self, session: CollectSession) -> list[tuple[str, str, tuple[MetricQuery, ...]]]:
+        """(subscription, resource ID, queries) per endpoint and deployment in scope, listed via the SDK."""
+        found: list[tuple[str, str, tuple[MetricQuery, ...]]] = []
+        for workspace in sorted(session.scope.workspaces):
+            ml = session.clients.ml(workspace)
+            endpoints: dict[str, str] = {}
+            with session.attempt(f"{workspace.arm_id}/onlineEndpoints"):
+                for endpoint in ml.online_endpoints.list():
+                    name = str(endpoint.name)
+                    endpoints[name] = str(getattr(endpoint, "id", None) or f"{workspace.arm_id}/onlineEndpoints/{name}")
+            for name in sorted(endpoints):
+                endpoint_id = endpoints[name]
+                sub = workspace.subscription_id
+                found.append((sub, endpoint_id, ENDPOINT_QUERIES))
+                deployments: list[str] = []
+                with session.attempt(f"{workspace.arm_id}/onlineEndpoints/{name}/deployments"):
+                    deployments = [str(d.name) for d in ml.online_deployments.list(name)]
+                for deployment in sorted(set(deployments)):
+                    found.append((sub, f"{endpoint_id}/deployments/{deployment}", DEPLOYMENT_QUERIES))
+        return found
+
+    def _check_truncation(self, session: CollectSession, resource_id: str, query: MetricQuery, response: Any) -> None:
+        if not query.filter:
+            return
+        for metric in getattr(response, "value", None) or ():
+            if len(getattr(metric, "timeseries", None) or ()) >= MAX_SERIES:
+                name = getattr(getattr(metric, "name", None), "value", None)
+                session.gaps.append(
+                    Gap(
+                        collector=self.name,
+                        scope=f"{resource_id}/providers/Microsoft.Insights/metrics",
+                        status=None,
+                        error_code="SeriesLimitReached",
+                        message=f"{name}: {MAX_SERIES} series returned, the most one request asks for; more may exist",
+                        at=isoformat(session.clock.now()),
+                    )
+                )
+
+    def normalise(self, responses: Sequence[RawResponse]) -> Mapping[str, list[Record]]:
+        rows: dict[tuple[Any, ...], Record] = {}
+        for response in responses:
+            if not response.ok or not isinstance(response.body, dict):
+                continue
+            match = response.path_matches(_METRICS_PATH)
+            if match is None:
+                continue
+            query = {k.lower(): v for k, v in parse_qsl(urlsplit(response.provenance.url).query)}
+            aggregations = [a.strip() for a in query.get("aggregation", "Average").split(",") if a.strip()]
+            interval = response.body.get("interval") or query.get("interval")
+            resource_id = match.group("resource").rstrip("/")
+            for metric in response.body.get("value") or ():
+                if not isinstance(metric, dict):
+                    continue
+                for row in _series_rows(resource_id, metric, aggregations, interval):
+                    rows[_row_key(row)] = row  # a request answered twice is still one series
+        return {"metrics": [rows[k] for k in sorted(rows)]}
+
+
+def _row_key(row: Record) -> tuple[Any, ...]:
+    return (
+        row["resource_id"].lower(),
+        row["metric"],
+        row["aggregation"],
+        tuple(sorted((k.lower(), str(v)) for k, v in row["dimensions"].items())),
+    )
+
+
+def _series_rows(resource_id: str, metric: dict[str, Any], aggregations: list[str], interval: Any) -> list[Record]:
+    name = metric.get("name")
+    metric_name = name.get("value") if isinstance(name, dict) else name
+    rows: list[Record] = []
+    for series in metric.get("timeseries") or ():
+        if not isinstance(series, dict):
+            continue
+        dimensions: dict[str, Any] = {}
+        for meta in series.get("metadatavalues") or ():
+            if isinstance(meta, dict):
+                key = meta.get("name")
+                dimensions[str(key.get("value") if isinstance(key, dict) else key)] = meta.get("value")
+        data = [p for p in series.get("data") or () if isinstance(p, dict)]
+        for aggregation in aggregations:
+            field = _AGGREGATION_KEYS.get(aggregation.lower(), aggregation.lower())
+            rows.append(
+                {
+                    "resource_id": resource_id,
+                    "metric": metric_name,
+                    "aggregation": aggregation,
+                    "unit": metric.get("unit"),
+                    "interval": interval,
+                    "dimensions": dict(sorted(dimensions.items())),
+                    "points": [{"timestamp": timestamp(p.get("timeStamp")), "value": p.get(field)} for p in data],
+                }
+            )
+    return rows
