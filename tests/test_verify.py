@@ -21,13 +21,16 @@ from hypothesis import strategies as st
 
 from evidence.bundle.archive import write_zip
 from evidence.bundle.bagit import write_bag
-from evidence.errors import EvidenceError, ExitCode, VerificationError
+from evidence.errors import EvidenceError, ExitCode, UsageError, VerificationError
+from evidence.sign.interface import pem_public_key
+from evidence.sign.memory import InMemorySigner
+from evidence.sign.package_signature import sign_tag_manifest
 from evidence.verify import (
     CheckResult,
     Limits,
     OpenedPackage,
     Status,
-    TrustAnchor,
+    TrustSpec,
     UnsafeArchiveError,
     VerificationReport,
     exit_code_for,
@@ -48,6 +51,25 @@ PAYLOAD = {
     "data/report/logo.png": b"\x89PNG\r\n\x1a\n" + bytes(range(64)),
     "data/100%.json": b"{}",
 }
+
+
+def public_pem(signer: InMemorySigner) -> bytes:
+    return pem_public_key(signer.public_key()).encode()
+
+
+def build_signed(tmp: Path, signer: InMemorySigner, files: dict[str, bytes] = PAYLOAD) -> Path:
+    """Bag, sign the tag manifest into signature/, zip: the order the package command uses."""
+    bag = tmp / "bag"
+    for rel, data in files.items():
+        (bag / rel).parent.mkdir(parents=True, exist_ok=True)
+        (bag / rel).write_bytes(data)
+    write_bag(bag, bag_info={"Bagging-Date": "2025-03-14"})
+    signature = sign_tag_manifest((bag / "tagmanifest-sha256.txt").read_bytes(), signer, signed_at=WHEN)
+    for rel, data in signature.items():
+        (bag / rel).parent.mkdir(parents=True, exist_ok=True)
+        (bag / rel).write_bytes(data)
+    write_zip(bag, tmp / "signed.zip", root="pkg", date_time=WHEN)
+    return tmp / "signed.zip"
 
 
 def build(tmp: Path, files: dict[str, bytes] = PAYLOAD, extra_tags: dict[str, bytes] | None = None) -> Path:
@@ -105,7 +127,7 @@ def package(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_intact_package_passes_every_check(package: Path) -> None:
     report = verify_package(package)
     assert report.passed
-    assert report.exit_code == ExitCode.OK == exit_code_for(report)
+    assert report.exit_code() == ExitCode.OK == exit_code_for(report)
     assert [c.name for c in report.checks] == [
         "archive.open",
         "archive.safety",
@@ -157,7 +179,7 @@ def test_bagit_python_agrees_on_spec_edge_cases(package: Path) -> None:
 def test_flipped_byte_in_payload_file_is_caught_naming_the_file(package: Path, tmp_path: Path) -> None:
     bad = rezip(package, tmp_path / "t.zip", edit={"data/records/deployments.jsonl": flip_first_byte})
     report = verify_package(bad)
-    assert report.exit_code == ExitCode.FAILED
+    assert report.exit_code() == ExitCode.FAILED
     [(name, subject, reason)] = problems(report)
     assert (name, subject) == ("payload.digest", "data/records/deployments.jsonl")
     assert reason.startswith("SHA-256 mismatch: expected ")
@@ -231,9 +253,9 @@ def test_fully_rebagged_package_passes_integrity_but_not_trust(tmp_path: Path) -
     # An attacker who rebuilds the whole bag defeats hashes; only a trusted signature stops them.
     forged = build(tmp_path, {**PAYLOAD, "data/collection.json": b'{"forged": true}\n'})
     assert verify_package(forged).passed
-    report = verify_package(forged, trust=[b"-----BEGIN CERTIFICATE-----"])
+    report = verify_package(forged, trust=[public_pem(InMemorySigner.generate())])
     assert not report.passed
-    assert report.exit_code == ExitCode.FAILED
+    assert report.exit_code() == ExitCode.FAILED
     [(name, _, reason)] = problems(report)
     assert (name, reason) == ("signature", "package is not signed")
 
@@ -342,7 +364,7 @@ EXPECTED_REASONS: dict[str, list[tuple[str, str | None, str]]] = {
 def test_malicious_archive_is_refused_with_the_exact_reason(asset: str) -> None:
     report = verify_package(MALICIOUS / asset)
     assert problems(report) == EXPECTED_REASONS[asset]
-    assert report.exit_code == ExitCode.FAILED
+    assert report.exit_code() == ExitCode.FAILED
     if report.checks[-1].name == "archive.safety":
         # Fail closed: nothing inside an unsafe archive was read, so no BagIt check ran.
         assert {c.name for c in report.checks} == {"archive.open", "archive.safety"}
@@ -393,7 +415,7 @@ def test_opening_an_unsafe_archive_raises_with_every_problem() -> None:
 def test_missing_package_could_not_run(tmp_path: Path) -> None:
     report = verify_package(tmp_path / "nope.zip")
     assert report.could_not_run and not report.passed
-    assert report.exit_code == ExitCode.CANNOT_RUN
+    assert report.exit_code() == ExitCode.CANNOT_RUN
     [check] = report.checks
     assert (check.name, check.status) == ("archive.open", Status.INDETERMINATE)
     assert "No such file or directory" in check.reason
@@ -403,7 +425,7 @@ def test_missing_package_could_not_run(tmp_path: Path) -> None:
 
 
 def test_directory_instead_of_package_could_not_run(tmp_path: Path) -> None:
-    assert verify_package(tmp_path).exit_code == ExitCode.CANNOT_RUN
+    assert verify_package(tmp_path).exit_code() == ExitCode.CANNOT_RUN
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
@@ -411,27 +433,27 @@ def test_unreadable_package_could_not_run(package: Path, tmp_path: Path) -> None
     locked = tmp_path / "locked.zip"
     locked.write_bytes(package.read_bytes())
     locked.chmod(0)
-    assert verify_package(locked).exit_code == ExitCode.CANNOT_RUN
+    assert verify_package(locked).exit_code() == ExitCode.CANNOT_RUN
 
 
 # -- signature checks plug in ----------------------------------------------------------------------
 
 
-def good_signature(package: OpenedPackage, trust: Sequence[TrustAnchor], /) -> Iterable[CheckResult]:
+def good_signature(package: OpenedPackage, trust: Sequence[TrustSpec], /) -> Iterable[CheckResult]:
     digest, _ = package.sha256("tagmanifest-sha256.txt")
     status = "trusted" if trust else "valid, signer not trusted"
     return [passed("signature", f"Ed25519 over tagmanifest {digest[:12]}: {status}", "signature/package.sshsig")]
 
 
-def untrusted_signature(package: OpenedPackage, trust: Sequence[TrustAnchor], /) -> Iterable[CheckResult]:
+def untrusted_signature(package: OpenedPackage, trust: Sequence[TrustSpec], /) -> Iterable[CheckResult]:
     return [failed("signature", "valid signature by a key not in --trust", "signature/package.sshsig")]
 
 
-def broken_signature(package: OpenedPackage, trust: Sequence[TrustAnchor], /) -> Iterable[CheckResult]:
+def broken_signature(package: OpenedPackage, trust: Sequence[TrustSpec], /) -> Iterable[CheckResult]:
     raise VerificationError("signature/package.sshsig: not an SSH signature")
 
 
-def silent_signature(package: OpenedPackage, trust: Sequence[TrustAnchor], /) -> Iterable[CheckResult]:
+def silent_signature(package: OpenedPackage, trust: Sequence[TrustSpec], /) -> Iterable[CheckResult]:
     return []
 
 
@@ -441,7 +463,7 @@ def signed_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_signature_files_need_not_be_in_the_tag_manifest(signed_package: Path) -> None:
-    report = verify_package(signed_package)
+    report = verify_package(signed_package, signature_checks=())
     assert report.passed
     assert report.checks[-1].reason.startswith(
         "package carries signature/package.sshsig but no signature checker was given"
@@ -460,7 +482,7 @@ def test_trusted_signature_makes_the_package_pass(signed_package: Path) -> None:
 def test_valid_signature_by_an_untrusted_key_fails(signed_package: Path) -> None:
     report = verify_package(signed_package, trust=[Path("ca.pem")], signature_checks=[untrusted_signature])
     assert problems(report) == [("signature", "signature/package.sshsig", "valid signature by a key not in --trust")]
-    assert report.exit_code == ExitCode.FAILED
+    assert report.exit_code() == ExitCode.FAILED
 
 
 def test_signature_checker_error_is_reported_as_failed(signed_package: Path) -> None:
@@ -474,14 +496,82 @@ def test_signature_checker_that_says_nothing_does_not_pass(signed_package: Path)
 
 
 def test_extra_checks_run_after_the_bag_and_signature(signed_package: Path) -> None:
-    def pades(package: OpenedPackage, trust: Sequence[TrustAnchor], /) -> Iterable[CheckResult]:
+    def pades(package: OpenedPackage, trust: Sequence[TrustSpec], /) -> Iterable[CheckResult]:
         with package.open_member("data/report/report.html") as f:
             head = f.read(9)
         return [failed("pades", f"report starts with {head!r}, not a PDF", "data/report/report.html")]
 
-    report = verify_package(signed_package, checks=[pades])
+    report = verify_package(signed_package, signature_checks=(), checks=[pades])
     assert [c.name for c in report.checks][-2:] == ["signature", "pades"]
     assert problems(report) == [("pades", "data/report/report.html", "report starts with b'<!doctype', not a PDF")]
+
+
+def test_signature_by_a_trusted_key_passes(tmp_path: Path) -> None:
+    signer = InMemorySigner.generate("ed25519")
+    report = verify_package(build_signed(tmp_path, signer), trust=[public_pem(signer)])
+    assert report.passed, report.to_text()
+    last = report.checks[-1]
+    assert (last.name, last.status, last.subject) == (
+        "signature",
+        Status.PASSED,
+        "signature/tagmanifest-sha256.txt.sig",
+    )
+    assert last.reason.startswith("valid signature by ed25519 key SHA256:")
+
+
+def test_trust_anchor_given_as_a_file_path(tmp_path: Path) -> None:
+    signer = InMemorySigner.generate("ecdsa-p256")
+    (tmp_path / "signer.pub.pem").write_bytes(public_pem(signer))
+    report = verify_package(build_signed(tmp_path, signer), trust=[tmp_path / "signer.pub.pem"])
+    assert report.passed, report.to_text()
+
+
+def test_unreadable_trust_anchor_is_a_usage_error(package: Path, tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="cannot read trust anchor"):
+        verify_package(package, trust=[tmp_path / "missing.pem"])
+
+
+def test_valid_signature_without_trust_is_integrity_only(tmp_path: Path) -> None:
+    report = verify_package(build_signed(tmp_path, InMemorySigner.generate()))
+    assert report.passed
+    last = report.checks[-1]
+    assert (last.status, last.required) == (Status.INDETERMINATE, False)
+    assert "but not trusted: no trust anchor given" in last.reason
+
+
+def test_package_resigned_by_an_attacker_is_untrusted(tmp_path: Path) -> None:
+    auditor_trusts = InMemorySigner.generate()
+    forged = build_signed(tmp_path, InMemorySigner.generate(), {**PAYLOAD, "data/collection.json": b"{}"})
+    report = verify_package(forged, trust=[public_pem(auditor_trusts)])
+    assert report.exit_code() == ExitCode.FAILED
+    [(name, subject, reason)] = problems(report)
+    assert (name, subject) == ("signature", "signature/tagmanifest-sha256.txt.sig")
+    assert "but not trusted: the signer's key SHA256:" in reason
+    assert reason.endswith("matches none of the 1 trust anchor(s)")
+
+
+def test_tag_manifest_changed_after_signing_fails_the_signature(tmp_path: Path) -> None:
+    signer = InMemorySigner.generate()
+    signed = build_signed(tmp_path, signer)
+
+    def append(data: bytes) -> bytes:
+        return data + b"0" * 64 + b"  VERIFY.txt\n"
+
+    bad = rezip(signed, tmp_path / "t.zip", edit={"tagmanifest-sha256.txt": append}, add={"VERIFY.txt": b"x"})
+    report = verify_package(bad, trust=[public_pem(signer)])
+    found = problems(report)
+    assert (
+        "bagit.tagmanifest",
+        "VERIFY.txt",
+        "SHA-256 mismatch: expected " + "0" * 64 + ", found " + hashlib.sha256(b"x").hexdigest(),
+    ) in found
+    assert found[-1][:2] == ("signature", "signature/tagmanifest-sha256.txt.sig")
+    assert found[-1][2].startswith("the tag manifest changed after signing")
+
+
+def test_rebuild_requested_without_a_rebuilder_does_not_pass(package: Path) -> None:
+    report = verify_package(package, rebuild=True)
+    assert problems(report) == [("rebuild", None, "--rebuild is not available in this version")]
 
 
 # -- the opened package --------------------------------------------------------------------------
@@ -542,7 +632,7 @@ def test_changing_any_byte_of_any_member_is_caught(
         bad = rezip(package, Path(tmp) / "t.zip", edit={name.split("/", 1)[1]: lambda _: changed})
         report = verify_package(bad)
     assert not report.passed, f"{name}[{offset}] ^= {mask:#x} went unnoticed"
-    assert report.exit_code == ExitCode.FAILED
+    assert report.exit_code() == ExitCode.FAILED
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -558,7 +648,7 @@ def test_corrupting_any_byte_of_the_zip_never_crashes_or_passes_changed_content(
         path = Path(tmp) / "c.zip"
         path.write_bytes(corrupted)
         report = verify_package(path)  # must not raise, whatever the byte
-    assert report.exit_code in (ExitCode.OK, ExitCode.FAILED)
+    assert report.exit_code() in (ExitCode.OK, ExitCode.FAILED)
     if report.passed:
         # A byte that carries no content (a timestamp, a version field) may change; content may not.
         with zipfile.ZipFile(io.BytesIO(corrupted)) as zf:

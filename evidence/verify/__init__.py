@@ -15,7 +15,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Protocol
 
-from evidence.errors import EvidenceError
+from evidence.errors import VerificationError
+from evidence.sign.package_signature import TrustAnchor
 from evidence.verify.archive_safety import DEFAULT_LIMITS, ArchiveProblem, Limits
 from evidence.verify.bag import check_bag
 from evidence.verify.package import (
@@ -34,9 +35,11 @@ from evidence.verify.report import (
     indeterminate,
     passed,
 )
+from evidence.verify.signature import package_signature_check
 
-#: A trust anchor as given on the command line (a certificate or public key file) or its bytes.
-TrustAnchor = Path | bytes
+#: A trust anchor as ``--trust`` gives it (a certificate or public key file), its bytes, or one
+#: already loaded by the signing stage.
+TrustSpec = Path | str | bytes | TrustAnchor
 
 __all__ = [
     "DEFAULT_LIMITS",
@@ -49,12 +52,13 @@ __all__ = [
     "OpenedPackage",
     "PackageUnreadableError",
     "Status",
-    "TrustAnchor",
+    "TrustSpec",
     "UnsafeArchiveError",
     "VerificationReport",
     "exit_code_for",
     "failed",
     "indeterminate",
+    "package_signature_check",
     "passed",
     "verify_package",
 ]
@@ -63,11 +67,12 @@ __all__ = [
 class Check(Protocol):
     """A check over an opened, archive-safe package (e.g. the detached signature, PAdES).
 
-    Return one or more results; raising an :class:`EvidenceError` is reported as FAILED with its
-    diagnostics. Any other exception is a bug and propagates.
+    Return one or more results; raising a :class:`VerificationError` is reported as FAILED with
+    its diagnostics. Any other exception propagates: a :class:`UsageError` (a bad ``--trust``
+    file) is the caller's to report, anything else is a bug.
     """
 
-    def __call__(self, package: OpenedPackage, trust: Sequence[TrustAnchor], /) -> Iterable[CheckResult]: ...
+    def __call__(self, package: OpenedPackage, trust: Sequence[TrustSpec], /) -> Iterable[CheckResult]: ...
 
 
 SIGNATURE_CHECK = "signature"
@@ -76,18 +81,29 @@ SIGNATURE_CHECK = "signature"
 def verify_package(
     path: Path,
     *,
-    trust: Sequence[TrustAnchor] = (),
-    signature_checks: Sequence[Check] = (),
+    trust: Sequence[TrustSpec] = (),
+    signature_checks: Sequence[Check] | None = None,
     checks: Sequence[Check] = (),
     limits: Limits = DEFAULT_LIMITS,
     require_signature: bool | None = None,
+    rebuild: bool = False,
+    rebuild_check: Check | None = None,
 ) -> VerificationReport:
     """Verify the package zip at ``path``; never raises for a bad package, only reports.
 
-    ``signature_checks`` verify the detached signature against ``trust``; without any, the
-    signature is reported INDETERMINATE. It is required (a non-pass keeps the package from
-    passing) when ``require_signature`` is true, which defaults to "trust anchors were given".
+    ``signature_checks`` verify the detached signature against ``trust``; ``None`` means the
+    package signature of :mod:`evidence.sign.package_signature`, ``()`` means none (the signature
+    is then reported INDETERMINATE). The signature is required (anything but PASSED keeps the
+    package from passing) when ``require_signature`` is true, which defaults to "trust anchors were
+    given"; without trust anchors an integrity-only verification can pass, and says so.
+
+    ``rebuild`` asks for ``rebuild_check`` (re-deriving records from the raw evidence); asked for
+    without one, it is reported INDETERMINATE, so the package does not pass.
+
+    Raises only :class:`evidence.errors.UsageError` for an unreadable trust anchor.
     """
+    if signature_checks is None:
+        signature_checks = (package_signature_check,)
     shown = str(path)
     try:
         pkg = OpenedPackage.open(Path(path), limits=limits)
@@ -117,6 +133,11 @@ def verify_package(
             results.append(_unsigned(pkg, required=required))
         for check in checks:
             results.extend(_run(check, pkg, trust, _name_of(check), required=True))
+        if rebuild:
+            if rebuild_check is None:
+                results.append(indeterminate("rebuild", "--rebuild is not available in this version"))
+            else:
+                results.extend(_run(rebuild_check, pkg, trust, "rebuild", required=True))
     return VerificationReport(shown, tuple(results))
 
 
@@ -134,11 +155,11 @@ def _unsigned(pkg: OpenedPackage, *, required: bool) -> CheckResult:
 
 
 def _run(
-    check: Check, pkg: OpenedPackage, trust: Sequence[TrustAnchor], name: str, *, required: bool
+    check: Check, pkg: OpenedPackage, trust: Sequence[TrustSpec], name: str, *, required: bool
 ) -> list[CheckResult]:
     try:
         out = list(check(pkg, trust))
-    except EvidenceError as exc:
+    except VerificationError as exc:
         return [failed(name, exc.diagnostics())]
     if not out:
         # Fail closed: a checker that says nothing has not shown anything to be good.

@@ -96,7 +96,6 @@ class VerificationReport:
         """The results that keep the package from passing, in report order."""
         return tuple(c for c in self.checks if c.blocking)
 
-    @property
     def exit_code(self) -> ExitCode:
         """0 all passed; 1 tampered, invalid or untrusted; 3 the package could not be read."""
         if self.could_not_run:
@@ -121,7 +120,7 @@ class VerificationReport:
             "package": self.package,
             "status": self.status.value,
             "passed": self.passed,
-            "exit_code": int(self.exit_code),
+            "exit_code": int(self.exit_code()),
             "checks": [c.to_json() for c in self.checks],
         }
         return json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
@@ -136,5 +135,5 @@ class VerificationReport:
 
 
 def exit_code_for(report: VerificationReport) -> int:
-    """The ``evidence verify`` exit code for ``report`` (see :attr:`VerificationReport.exit_code`)."""
-    return int(report.exit_code)
+    """The ``evidence verify`` exit code for ``report`` (see :meth:`VerificationReport.exit_code`)."""
+    return int(report.exit_code())
