@@ -381,3 +381,23 @@ def test_pseudonyms_are_stable_salted_and_idempotent() -> None:
     assert identity_object_ids([{"properties": {"requestbody": json.dumps({"principalId": PRINCIPAL})}}]) == {
         PRINCIPAL
     }
+
+
+def test_concurrent_recording_keeps_every_entry_and_saves_deterministically(tmp_path: Path) -> None:
+    urls = [f"https://h/item/{i}?sig=s{i}" for i in range(50)]
+
+    def record(order: list[str], directory: Path) -> bytes:
+        recorder = RecordingTransport(_Canned())
+        threads = [threading.Thread(target=lambda chunk=order[k::4]: [recorder.send(_Req("GET", u)) for u in chunk])
+                   for k in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert len(recorder.entries) == 50 and len(recorder.redactions) == 50
+        return recorder.save(directory).read_bytes()
+
+    first = record(urls, tmp_path / "a")
+    second = record(list(reversed(urls)), tmp_path / "b")
+    assert first == second
+    assert b"sig=s1" not in first
