@@ -52,7 +52,7 @@ def report_pdf() -> bytes:
     writer.add_blank_page(595, 842)
     writer.add_metadata({"/Title": "Evidence report"})
     out = io.BytesIO()
-    writer.write(out)
+    writer.write(out)  # type: ignore[no-untyped-call]
     return out.getvalue()
 
 
@@ -95,9 +95,9 @@ def test_content_appended_after_signing_fails(report_pdf: bytes) -> None:
 
     writer = IncrementalPdfFileWriter(io.BytesIO(signed))
     writer.root["/Lang"] = generic.TextStringObject("xx")
-    writer.update_root()
+    writer.update_root()  # type: ignore[no-untyped-call]
     out = io.BytesIO()
-    writer.write(out)
+    writer.write(out)  # type: ignore[no-untyped-call]
     verdict = validate_pdf(out.getvalue(), [cert_of(signer)], validation_time=VALIDATE_AT)
     assert verdict.intact and not verdict.whole_file and verdict.status is Status.FAILED
     assert "added to the PDF after it was signed" in verdict.reason

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import hashlib
 import json
 import shlex
 import shutil
@@ -18,11 +19,15 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
+from evidence.azure.cassette import Entry
+from evidence.azure.credentials import StaticCredential
+from evidence.azure.replay import ReplayTransport
 from evidence.errors import UsageError, VerificationError
 from evidence.sign import sshsig
 from evidence.sign.demo import DEMO_KEY_FINGERPRINT, DEMO_LABEL, demo_signer
 from evidence.sign.interface import Algorithm, SigningError, Status, fingerprint, openssh_public_key
 from evidence.sign.keygen import generate_key, new_private_key, private_key_pem, self_signed_certificate
+from evidence.sign.keyvault import KeyVaultSigner, jose_to_der
 from evidence.sign.local import LocalKeySigner
 from evidence.sign.memory import InMemorySigner
 from evidence.sign.package_signature import (
@@ -455,3 +460,152 @@ def test_demo_flag_in_the_package_is_not_believed() -> None:
     files = dict(sign_tag_manifest(MANIFEST, signer, signed_at=SIGNED_AT))
     assert not verify_tag_manifest(files, MANIFEST, []).demo_key
     assert not dataclasses.replace(verify_tag_manifest(files, MANIFEST, []), signer_label=DEMO_LABEL).demo_key
+
+
+# -- Azure Key Vault, replayed ------------------------------------------------------------------
+
+KV_TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
+KV_API = "2025-07-01"
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def _vault_cassette(vault: str, key: ec.EllipticCurvePrivateKey, messages: list[bytes]) -> list[Entry]:
+    """What Key Vault answers: the 401 challenge, the key (public part only), one signature per digest.
+
+    Made from a local P-256 key standing in for the HSM; the ES256 values are JOSE r||s as the
+    service returns them.
+    """
+    from cryptography.hazmat.primitives.asymmetric.utils import Prehashed, decode_dss_signature
+
+    base = f"https://{vault}.vault.azure.net/keys/release-signer/0123456789abcdef0123456789abcdef"
+    numbers = key.public_key().public_numbers()
+    key_body = {
+        "key": {
+            "kid": base,
+            "kty": "EC-HSM",
+            "crv": "P-256",
+            "key_ops": ["sign", "verify"],
+            "x": _b64url(numbers.x.to_bytes(32, "big")),
+            "y": _b64url(numbers.y.to_bytes(32, "big")),
+        },
+        "attributes": {"enabled": True, "created": 1735689600, "updated": 1735689600, "recoveryLevel": "Recoverable"},
+    }
+    challenge = (
+        f'Bearer authorization="https://login.microsoftonline.com/{KV_TENANT}", resource="https://vault.azure.net"'
+    )
+    entries = [
+        Entry(
+            f"{base}?api-version={KV_API}",
+            "GET",
+            401,
+            {"error": {"code": "Unauthorized"}},
+            response_headers={"WWW-Authenticate": challenge},
+        ),
+        Entry(f"{base}?api-version={KV_API}", "GET", 200, key_body),
+    ]
+    for message in messages:
+        digest = hashlib.sha256(message).digest()
+        r, s = decode_dss_signature(key.sign(digest, ec.ECDSA(Prehashed(hashes.SHA256()))))
+        entries.append(
+            Entry(
+                f"{base}/sign?api-version={KV_API}",
+                "POST",
+                200,
+                {"kid": base, "value": _b64url(r.to_bytes(32, "big") + s.to_bytes(32, "big"))},
+                request_body={"alg": "ES256", "value": _b64url(digest)},
+            )
+        )
+    return entries
+
+
+def test_key_vault_signer_replays_challenge_key_and_signatures(request: pytest.FixtureRequest) -> None:
+    """The whole package signature through Key Vault: 401 challenge, get_key, two ES256 digests."""
+    vault = f"kv{abs(hash(request.node.name)) % 10**8}"  # the SDK caches challenges per host
+    key = ec.generate_private_key(ec.SECP256R1())
+    sshsig_blob = sshsig._signed_data(sshsig.NAMESPACE, sshsig.HASH_ALGORITHM, MANIFEST)
+    transport = ReplayTransport(_vault_cassette(vault, key, [sshsig_blob, MANIFEST]))
+    credential = StaticCredential()
+    signer = KeyVaultSigner(
+        f"https://{vault}.vault.azure.net/keys/release-signer/0123456789abcdef0123456789abcdef",
+        credential,
+        transport=transport,
+    )
+    assert signer.algorithm is Algorithm.ECDSA_P256_SHA256 and not signer.deterministic
+    assert signer.key_id() == fingerprint(key.public_key())
+    files = sign_tag_manifest(MANIFEST, signer, signed_at=SIGNED_AT)
+    verdict = verify_tag_manifest(files, MANIFEST, [TrustAnchor.from_public_key(key.public_key(), "kv.pub")])
+    assert verdict.passed, verdict.reason
+    served = transport.served
+    assert [(s.method, s.status) for s in served] == [("GET", 401), ("GET", 200), ("POST", 200), ("POST", 200)]
+    assert transport.unused() == []
+    assert credential.scopes_seen and all(s == ("https://vault.azure.net/.default",) for s in credential.scopes_seen)
+
+
+def test_key_vault_signer_refusal_is_a_signing_error(request: pytest.FixtureRequest) -> None:
+    vault = f"kv{abs(hash(request.node.name)) % 10**8}"
+    key = ec.generate_private_key(ec.SECP256R1())
+    entries = _vault_cassette(vault, key, [])
+    entries.append(Entry(entries[0].request_uri.replace("?", "/sign?"), "POST", 403, {"error": {"code": "Forbidden"}}))
+    signer = KeyVaultSigner(
+        entries[0].request_uri.split("?")[0], StaticCredential(), transport=ReplayTransport(entries)
+    )
+    with pytest.raises(SigningError, match="Key Vault refused to sign") as info:
+        signer.sign(b"data")
+    assert "Key Vault Crypto User" in info.value.diagnostics()
+    with pytest.raises(UsageError, match="not a Key Vault key identifier"):
+        KeyVaultSigner("not a url", StaticCredential())
+
+
+def test_jose_signatures_become_der() -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    der = key.sign(b"m", ec.ECDSA(hashes.SHA256()))
+    from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+
+    r, s = decode_dss_signature(der)
+    assert jose_to_der(r.to_bytes(32, "big") + s.to_bytes(32, "big")) == der
+    with pytest.raises(SigningError, match="expected 64"):
+        jose_to_der(b"short")
+
+
+def test_pades_through_key_vault_sends_only_the_digest(request: pytest.FixtureRequest) -> None:
+    """One vault call per PDF signature, carrying a 32-byte digest; pyHanko's dry run stays local."""
+    import io
+
+    import pypdf
+
+    from evidence.sign.pades import sign_pdf, validate_pdf
+
+    writer = pypdf.PdfWriter()
+    writer.add_blank_page(595, 842)
+    buffer = io.BytesIO()
+    writer.write(buffer)
+    pdf = buffer.getvalue()
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = self_signed_certificate(key, "Vault signer", VALID_FROM)
+
+    seen: list[bytes] = []
+
+    class Capture(InMemorySigner):
+        def sign(self, data: bytes) -> bytes:
+            seen.append(data)
+            return super().sign(data)
+
+    # Pass 1 (local key) learns the signed attributes pyHanko will ask the vault to sign: the
+    # output is reproducible, so pass 2 asks for the same digest.
+    capture = Capture(key, cert)
+    sign_pdf(pdf, capture, signed_at=SIGNED_AT, reason="r", location="l")
+    vault = f"kv{abs(hash(request.node.name)) % 10**8}"
+    transport = ReplayTransport(_vault_cassette(vault, key, seen))
+    signer = KeyVaultSigner(
+        f"https://{vault}.vault.azure.net/keys/release-signer/0123456789abcdef0123456789abcdef",
+        StaticCredential(),
+        transport=transport,
+        certificate=cert,
+    )
+    signed = sign_pdf(pdf, signer, signed_at=SIGNED_AT, reason="r", location="l")
+    assert validate_pdf(signed, [cert], validation_time=SIGNED_AT).passed
+    assert [s.method for s in transport.served].count("POST") == 1
+    assert transport.unused() == []
