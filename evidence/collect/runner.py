@@ -14,10 +14,19 @@ from evidence.domain import Gap, Scope, Window
 
 def default_collectors() -> list[Collector]:
     """Every collector, in the order they run (and appear in the package)."""
+    from evidence.collect.activity import ActivityLogCollector
     from evidence.collect.endpoints import EndpointsCollector
+    from evidence.collect.metrics import MetricsCollector
     from evidence.collect.models import ModelVersionsCollector
+    from evidence.collect.rbac import RoleAssignmentsCollector
 
-    return [ModelVersionsCollector(), EndpointsCollector()]
+    return [
+        ModelVersionsCollector(),
+        EndpointsCollector(),
+        RoleAssignmentsCollector(),
+        ActivityLogCollector(),
+        MetricsCollector(),
+    ]
 
 
 @dataclass(frozen=True)
