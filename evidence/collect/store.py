@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from evidence.azure.redact import redact_json, redact_url
+from evidence.azure.redact import redact_json, redact_text, redact_url
 from evidence.azure.tap import Exchange
 from evidence.collect.interface import Collector, RawResponse, Record
 from evidence.domain import Provenance, Redaction
@@ -81,10 +81,9 @@ def _redacted_body(body: bytes) -> tuple[bytes, str, list[tuple[str, str]]]:
         parsed = json.loads(body)
     except ValueError:
         # Not JSON (an HTML error page, a truncated body): kept as text, secrets still removed.
-        text = body.decode("utf-8", errors="replace")
-        redacted_text, found = redact_json(text)
-        if found:
-            return str(redacted_text).encode("utf-8"), "txt", found
+        redacted_text, reasons = redact_text(body.decode("utf-8", errors="replace"))
+        if reasons:
+            return redacted_text.encode("utf-8"), "txt", [("", reason) for reason in reasons]
         return body, "txt", []
     redacted, found = redact_json(parsed)
     if not found:
