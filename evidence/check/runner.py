@@ -10,9 +10,29 @@ from evidence.check.interface import CheckContext, Control, Finding, Severity, S
 
 
 def default_controls() -> list[Control]:
+    from evidence.check.access import PrivilegedAccess, RoleChangesTraced
+    from evidence.check.approval import ApprovalBeforeDeployment, ApprovalEvidence
+    from evidence.check.changes import AllowedDeployers
     from evidence.check.completeness import EvidenceCompleteness
+    from evidence.check.duties import SeparationOfDuties
+    from evidence.check.monitoring import MonitoringEvidence
+    from evidence.check.ownership import ModelOwnership
+    from evidence.check.rollback import RollbackTarget
+    from evidence.check.versioning import ExplicitModelVersion
 
-    return [EvidenceCompleteness()]
+    return [
+        ApprovalEvidence(),
+        ApprovalBeforeDeployment(),
+        ModelOwnership(),
+        ExplicitModelVersion(),
+        RollbackTarget(),
+        SeparationOfDuties(),
+        AllowedDeployers(),
+        PrivilegedAccess(),
+        RoleChangesTraced(),
+        MonitoringEvidence(),
+        EvidenceCompleteness(),
+    ]
 
 
 @dataclass(frozen=True)
