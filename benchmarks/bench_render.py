@@ -86,13 +86,24 @@ def big_report(events: int = 150_000, assignments: int = 3_000, seed: int = 7) -
     findings = [
         *base.findings,
         *(
-            {"control_id": "AC-1", "status": "fail", "severity": "high", "subject": r["assignment_id"],
-             "message": "Direct Owner assignment.", "evidence": []}
+            {
+                "control_id": "AC-1",
+                "status": "fail",
+                "severity": "high",
+                "subject": r["assignment_id"],
+                "message": "Direct Owner assignment.",
+                "evidence": [],
+            }
             for r in roles
             if r["role_name"] == "Owner" and not r["inherited"]
         ),
     ]
-    records: dict[str, Any] = {**base.records, "activity_events": activity, "role_assignments": roles, "metrics": metrics}
+    records: dict[str, Any] = {
+        **base.records,
+        "activity_events": activity,
+        "role_assignments": roles,
+        "metrics": metrics,
+    }
     return dataclasses.replace(base, records=records, findings=findings)
 
 
@@ -112,7 +123,8 @@ def run_case(case: str) -> None:
     html = render_html(report)
     t_html = time.perf_counter() - t2
     print(
-        f"{case:>6}: input {t_build:5.2f} s, RSS {rss_input:4.0f} MB | PDF {t_pdf:5.2f} s, {len(pdf) / 1024:7.0f} KiB | "
+        f"{case:>6}: input {t_build:5.2f} s, RSS {rss_input:4.0f} MB | "
+        f"PDF {t_pdf:5.2f} s, {len(pdf) / 1024:7.0f} KiB | "
         f"HTML {t_html:5.2f} s, {len(html) / 1024:7.0f} KiB | peak RSS {_peak_mb():6.0f} MB"
     )
 

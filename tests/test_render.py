@@ -372,3 +372,20 @@ def test_helpers() -> None:
     assert scope_label("/subscriptions/s/resourceGroups/rg") == "resource group rg"
     assert scope_label("/subscriptions/s") == "subscription s"
     assert scope_label(f"{EP}") == "onlineEndpoints credit-score"
+
+
+def test_access_review_lists_access_changes_and_sign_off(sample: ReportInput) -> None:
+    grant = {
+        "event_id": "ev-ra",
+        "timestamp": "2025-03-15T09:00:00Z",
+        "operation": "Microsoft.Authorization/roleAssignments/delete",
+        "status": "Succeeded",
+        "caller": "alice@contoso.example",
+        "resource_id": f"{WS}/providers/Microsoft.Authorization/roleAssignments/ra-owner-alice",
+    }
+    records = {**sample.records, "activity_events": [*sample.records["activity_events"], grant]}
+    html = render_html(dataclasses.replace(sample, kind="access-review", records=records))
+    assert html.index('id="inv-roles"') < html.index('id="inv-models"')  # access first in an access review
+    assert "workspace mlw-contoso-prod / ra-owner-alice" in html and "removed" in html
+    assert 'id="inv-signoff"' in html
+    assert 'id="inv-signoff"' not in render_html(sample)

@@ -420,6 +420,34 @@ class ContextBuilder:
         )
         return self._table("role_assignments", rows, display, self.cap)
 
+    def access_changes(self) -> Table:
+        """Role assignment writes and deletes in the Activity Log: the changes in the review period."""
+        rows = self._rows("activity_events")
+        changes = sorted(
+            (
+                r
+                for r in rows or ()
+                if "microsoft.authorization/roleassignments/" in _lower(r.get("operation"))
+                and not _lower(r.get("operation")).endswith("/read")
+            ),
+            key=lambda r: (str(r.get("timestamp", "")), str(r.get("event_id", ""))),
+        )
+        display = [
+            {
+                "flagged": self._is_flagged("activity_events", r),
+                "timestamp": timestamp(r.get("timestamp")),
+                "change": "removed" if _lower(r.get("operation")).endswith("/delete") else "granted or changed",
+                "status": str(r.get("status", "")),
+                "caller": str(r.get("caller", "")),
+                "resource": scope_label(str(r.get("resource_id", "")).split("/providers/Microsoft.Authorization")[0])
+                + " / "
+                + short_name(r.get("resource_id")),
+            }
+            for r in changes
+        ]
+        csv, digest = self._csv("activity_events")
+        return Table("activity_events", display[: self.cap], len(display), csv, digest, rows is not None)
+
     def privileged_count(self) -> int:
         return sum(1 for r in self._rows("role_assignments") or () if is_privileged(r.get("role_name")))
 
@@ -625,6 +653,7 @@ class ContextBuilder:
             "serving_chart": self.serving_chart(),
             "role_assignments": self.role_assignments(),
             "privileged_count": self.privileged_count(),
+            "access_changes": self.access_changes(),
             "activity": self.activity(),
             "metrics": self.metrics(),
             "provenance": self.provenance(),
