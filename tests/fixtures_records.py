@@ -36,9 +36,7 @@ COLLECTED_AT = datetime(2026, 7, 1, 6, 0, tzinfo=UTC)
 
 SP_RELEASE_APPID = "5b1e0c2d-0000-4aaa-8bbb-00000000a001"  # sp-mlops-release, as the Activity Log names it
 SP_RELEASE_OBJECT = "9c0d7e6f-0000-4ccc-8ddd-00000000a002"
-ALICE, BOB, CAROL, DANA, ERIN, FRANK = (
-    f"{n}@contoso.com" for n in ("alice", "bob", "carol", "dana", "erin", "frank")
-)
+ALICE, BOB, CAROL, DANA, ERIN, FRANK = (f"{n}@contoso.com" for n in ("alice", "bob", "carol", "dana", "erin", "frank"))
 ADMIN = "it-admin@contoso.com"
 
 OWNER_ROLE = "8e3af657-a8ff-443c-a75c-2fe8c4bcb635"
@@ -93,8 +91,9 @@ def version(name: str, number: str, created: str, tags: dict[str, str], archived
     }
 
 
-def deployment(endpoint: str, name: str, model: str, mname: str, mversion: str, traffic: int, created: str,
-               by: str) -> Record:
+def deployment(
+    endpoint: str, name: str, model: str, mname: str, mversion: str, traffic: int, created: str, by: str
+) -> Record:
     return {
         "endpoint_id": endpoint,
         "endpoint_name": endpoint.rsplit("/", 1)[-1],
@@ -116,8 +115,9 @@ def deployment(endpoint: str, name: str, model: str, mname: str, mversion: str, 
     }
 
 
-def event(n: str, when: str, operation: str, status: str, caller: str, resource: str, correlation: str,
-          **extra: Any) -> Record:
+def event(
+    n: str, when: str, operation: str, status: str, caller: str, resource: str, correlation: str, **extra: Any
+) -> Record:
     row: Record = {
         "event_id": f"ev-{n}",
         "timestamp": when,
@@ -141,8 +141,9 @@ def event(n: str, when: str, operation: str, status: str, caller: str, resource:
 
 def assignment(n: int, scope: str, principal: str, ptype: str, role: str, name: str, created: str) -> Record:
     return {
-        "assignment_id": assignment_id(n) if scope == WS else f"{scope}/providers/Microsoft.Authorization/"
-        f"roleAssignments/0000000{n}-aaaa-bbbb-cccc-000000000000",
+        "assignment_id": assignment_id(n)
+        if scope == WS
+        else f"{scope}/providers/Microsoft.Authorization/roleAssignments/0000000{n}-aaaa-bbbb-cccc-000000000000",
         "workspace_id": WS,
         "scope": scope,
         "inherited": scope != WS,
@@ -180,10 +181,16 @@ def _metrics() -> list[Record]:
         (CHURN_EP, "green"): ["2026-05-24T00:00:00Z", "2026-06-25T00:00:00Z"],
     }
     for (endpoint, name), days in spans.items():
-        rows.append(series(endpoint, "RequestsPerMinute", {"deployment": name, "statusCodeClass": "2xx"},
-                           [(d, 10.0) for d in days]))
-        rows.append(series(endpoint, "RequestsPerMinute", {"deployment": name, "statusCodeClass": "5xx"},
-                           [(d, 0.1) for d in days]))
+        rows.append(
+            series(
+                endpoint, "RequestsPerMinute", {"deployment": name, "statusCodeClass": "2xx"}, [(d, 10.0) for d in days]
+            )
+        )
+        rows.append(
+            series(
+                endpoint, "RequestsPerMinute", {"deployment": name, "statusCodeClass": "5xx"}, [(d, 0.1) for d in days]
+            )
+        )
         rows.append(series(endpoint, "RequestLatency_P99", {"deployment": name}, [(d, 120.0) for d in days]))
     return rows
 
@@ -193,34 +200,77 @@ def sample_records() -> dict[str, list[Record]]:
     owner = {"owner": "fraud-team@contoso.com"}
     churn_owner = {"owner": "churn-team@contoso.com"}
     model_versions = [
-        version("churn-model", "4", "2025-11-20T10:00:00Z",
-                {**churn_owner, **approval(CAROL, "2025-11-21", "CHG-0901")}),
-        version("churn-model", "5", "2026-05-20T10:00:00Z",
-                {**churn_owner, **approval(CAROL, "2026-05-21", "CHG-1010")}),
-        version("fraud-detector", "1", "2025-10-01T10:00:00Z",
-                {**owner, **approval(CAROL, "2025-10-02", "CHG-0801")}, archived=True),
+        version(
+            "churn-model", "4", "2025-11-20T10:00:00Z", {**churn_owner, **approval(CAROL, "2025-11-21", "CHG-0901")}
+        ),
+        version(
+            "churn-model", "5", "2026-05-20T10:00:00Z", {**churn_owner, **approval(CAROL, "2026-05-21", "CHG-1010")}
+        ),
+        version(
+            "fraud-detector",
+            "1",
+            "2025-10-01T10:00:00Z",
+            {**owner, **approval(CAROL, "2025-10-02", "CHG-0801")},
+            archived=True,
+        ),
         version("fraud-detector", "2", "2026-01-02T10:00:00Z", {**owner, **approval(CAROL, "2026-01-05", "CHG-0950")}),
         version("fraud-detector", "3", "2026-05-08T10:00:00Z", dict(owner)),  # (a) no approval tags
     ]
     endpoints = [
-        {"endpoint_id": CHURN_EP, "workspace_id": WS, "endpoint_name": "churn-endpoint", "auth_mode": "aad_token",
-         "provisioning_state": "Succeeded", "traffic": {"blue": 0, "green": 100}, "mirror_traffic": {},
-         "created_at": "2025-12-01T09:00:00Z", "created_by": SP_RELEASE_APPID,
-         "last_modified_at": "2026-05-23T09:00:00Z", "last_modified_by": SP_RELEASE_APPID},
-        {"endpoint_id": FRAUD_EP, "workspace_id": WS, "endpoint_name": "fraud-endpoint", "auth_mode": "aad_token",
-         "provisioning_state": "Succeeded", "traffic": {"blue": 0, "green": 100}, "mirror_traffic": {},
-         "created_at": "2026-01-10T08:00:00Z", "created_by": SP_RELEASE_APPID,
-         "last_modified_at": "2026-05-10T10:15:00Z", "last_modified_by": SP_RELEASE_APPID},
+        {
+            "endpoint_id": CHURN_EP,
+            "workspace_id": WS,
+            "endpoint_name": "churn-endpoint",
+            "auth_mode": "aad_token",
+            "provisioning_state": "Succeeded",
+            "traffic": {"blue": 0, "green": 100},
+            "mirror_traffic": {},
+            "created_at": "2025-12-01T09:00:00Z",
+            "created_by": SP_RELEASE_APPID,
+            "last_modified_at": "2026-05-23T09:00:00Z",
+            "last_modified_by": SP_RELEASE_APPID,
+        },
+        {
+            "endpoint_id": FRAUD_EP,
+            "workspace_id": WS,
+            "endpoint_name": "fraud-endpoint",
+            "auth_mode": "aad_token",
+            "provisioning_state": "Succeeded",
+            "traffic": {"blue": 0, "green": 100},
+            "mirror_traffic": {},
+            "created_at": "2026-01-10T08:00:00Z",
+            "created_by": SP_RELEASE_APPID,
+            "last_modified_at": "2026-05-10T10:15:00Z",
+            "last_modified_by": SP_RELEASE_APPID,
+        },
     ]
     deployments = [
-        deployment(CHURN_EP, "blue", "azureml:churn-model:4", "churn-model", "4", 0, "2025-12-01T09:10:00Z",
-                   SP_RELEASE_APPID),
-        deployment(CHURN_EP, "green", "azureml:churn-model:5", "churn-model", "5", 100, "2026-05-22T14:00:00Z",
-                   ALICE),  # (c)
-        deployment(FRAUD_EP, "blue", model_id("fraud-detector", "2"), "fraud-detector", "2", 0,
-                   "2026-01-10T09:00:00Z", SP_RELEASE_APPID),
-        deployment(FRAUD_EP, "green", "azureml:fraud-detector:3", "fraud-detector", "3", 100,
-                   "2026-05-10T10:00:00Z", SP_RELEASE_APPID),
+        deployment(
+            CHURN_EP, "blue", "azureml:churn-model:4", "churn-model", "4", 0, "2025-12-01T09:10:00Z", SP_RELEASE_APPID
+        ),
+        deployment(
+            CHURN_EP, "green", "azureml:churn-model:5", "churn-model", "5", 100, "2026-05-22T14:00:00Z", ALICE
+        ),  # (c)
+        deployment(
+            FRAUD_EP,
+            "blue",
+            model_id("fraud-detector", "2"),
+            "fraud-detector",
+            "2",
+            0,
+            "2026-01-10T09:00:00Z",
+            SP_RELEASE_APPID,
+        ),
+        deployment(
+            FRAUD_EP,
+            "green",
+            "azureml:fraud-detector:3",
+            "fraud-detector",
+            "3",
+            100,
+            "2026-05-10T10:00:00Z",
+            SP_RELEASE_APPID,
+        ),
     ]
     sp_assignment = assignment_id(5)
     activity_events = [
@@ -239,27 +289,54 @@ def sample_records() -> dict[str, list[Record]]:
         event("10", "2026-06-01T12:00:00Z", DEPLOYMENT_WRITE, "Started", BOB, FRAUD_BLUE, "c-05"),
         event("11", "2026-06-01T12:00:02Z", DEPLOYMENT_WRITE, "Failed", BOB, FRAUD_BLUE, "c-05"),
         # The release pipeline's role assignment, with its event.
-        event("12", "2026-04-15T08:00:02Z", ROLE_WRITE, "Succeeded", ADMIN, sp_assignment, "c-06",
-              request_principal_id=SP_RELEASE_OBJECT, request_principal_type="ServicePrincipal",
-              request_role_definition_id=role_def(DS_ROLE), request_scope=WS),
+        event(
+            "12",
+            "2026-04-15T08:00:02Z",
+            ROLE_WRITE,
+            "Succeeded",
+            ADMIN,
+            sp_assignment,
+            "c-06",
+            request_principal_id=SP_RELEASE_OBJECT,
+            request_principal_type="ServicePrincipal",
+            request_role_definition_id=role_def(DS_ROLE),
+            request_scope=WS,
+        ),
     ]
     role_assignments = [
-        assignment(1, f"/subscriptions/{SUB}", "grp-platform-admins-oid", "Group", OWNER_ROLE, "Owner",
-                   "2024-03-01T00:00:00Z"),
-        assignment(2, WS, "grp-data-scientists-oid", "Group", DS_ROLE, "AzureML Data Scientist",
-                   "2025-06-01T00:00:00Z"),
+        assignment(
+            1, f"/subscriptions/{SUB}", "grp-platform-admins-oid", "Group", OWNER_ROLE, "Owner", "2024-03-01T00:00:00Z"
+        ),
+        assignment(
+            2, WS, "grp-data-scientists-oid", "Group", DS_ROLE, "AzureML Data Scientist", "2025-06-01T00:00:00Z"
+        ),
         assignment(3, WS, "bob-oid", "User", OWNER_ROLE, "Owner", "2025-11-03T00:00:00Z"),  # (b)
         assignment(4, WS, "deleted-principal-oid", "Unknown", READER_ROLE, "Reader", "2025-09-01T00:00:00Z"),  # (e)
-        assignment(5, WS, SP_RELEASE_OBJECT, "ServicePrincipal", DS_ROLE, "AzureML Data Scientist",
-                   "2026-04-15T08:00:00Z"),
+        assignment(
+            5, WS, SP_RELEASE_OBJECT, "ServicePrincipal", DS_ROLE, "AzureML Data Scientist", "2026-04-15T08:00:00Z"
+        ),
         assignment(6, WS, "erin-oid", "User", READER_ROLE, "Reader", "2026-06-02T11:00:00Z"),  # (d) no event
     ]
     role_eligibility = [
-        {"eligibility_id": f"{WS}/providers/Microsoft.Authorization/roleEligibilityScheduleInstances/frank-owner",
-         "workspace_id": WS, "scope": WS, "inherited": False, "principal_id": "frank-oid", "principal_type": "User",
-         "principal_name": "Frank", "role_definition_id": role_def(OWNER_ROLE), "role_name": "Owner",
-         "member_type": "Direct", "status": "Provisioned", "start": "2026-01-01T00:00:00Z", "end": None,
-         "condition": None, "condition_version": None, "created_on": "2026-01-01T00:00:00Z", "schedule_id": "s1"},
+        {
+            "eligibility_id": f"{WS}/providers/Microsoft.Authorization/roleEligibilityScheduleInstances/frank-owner",
+            "workspace_id": WS,
+            "scope": WS,
+            "inherited": False,
+            "principal_id": "frank-oid",
+            "principal_type": "User",
+            "principal_name": "Frank",
+            "role_definition_id": role_def(OWNER_ROLE),
+            "role_name": "Owner",
+            "member_type": "Direct",
+            "status": "Provisioned",
+            "start": "2026-01-01T00:00:00Z",
+            "end": None,
+            "condition": None,
+            "condition_version": None,
+            "created_on": "2026-01-01T00:00:00Z",
+            "schedule_id": "s1",
+        },
     ]
     return {
         "model_versions": model_versions,
@@ -289,9 +366,19 @@ def clean_records() -> dict[str, list[Record]]:
         if row["caller"] == ALICE:
             row["caller"], row["caller_type"] = SP_RELEASE_APPID, "ServicePrincipal"
     records["activity_events"].append(  # (d)
-        event("13", "2026-06-02T11:00:01Z", ROLE_WRITE, "Succeeded", ADMIN, assignment_id(6), "c-07",
-              request_principal_id="erin-oid", request_principal_type="User",
-              request_role_definition_id=role_def(READER_ROLE), request_scope=WS)
+        event(
+            "13",
+            "2026-06-02T11:00:01Z",
+            ROLE_WRITE,
+            "Succeeded",
+            ADMIN,
+            assignment_id(6),
+            "c-07",
+            request_principal_id="erin-oid",
+            request_principal_type="User",
+            request_role_definition_id=role_def(READER_ROLE),
+            request_scope=WS,
+        )
     )
     return records
 
@@ -324,5 +411,6 @@ def context(
 
 
 def gap(collector: str, scope: str = WS) -> Gap:
-    return Gap(collector, scope, 403, "AuthorizationFailed", "the client does not have authorization",
-               "2026-07-01T06:00:00Z")
+    return Gap(
+        collector, scope, 403, "AuthorizationFailed", "the client does not have authorization", "2026-07-01T06:00:00Z"
+    )

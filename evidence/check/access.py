@@ -215,7 +215,7 @@ class RoleChangesTraced(Control):
             return early
         if missing_kinds(ctx, "activity_events"):
             return not_collected(self, ctx, "activity_events")
-        findings = gap_findings(self, ctx, "changes there were not assessed", "role_assignments")
+        findings = gap_findings(self, ctx, "changes there were not assessed", "role_assignments", "activity_log")
         log_gap = has_gap(ctx, "activity_log")
         writes = changes(ctx.rows("activity_events"), (ROLE_ASSIGNMENT_WRITE,))
         population = 0

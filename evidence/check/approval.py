@@ -96,7 +96,12 @@ class ApprovalEvidence(Control):
         if early:
             return early
         findings = gap_findings(
-            self, ctx, "versions served there may be missing from this assessment", "endpoints", "activity_log"
+            self,
+            ctx,
+            "versions served there may be missing from this assessment",
+            "endpoints",
+            "activity_log",
+            "model_versions",
         )
         if missing_kinds(ctx, "activity_events"):
             findings.append(
@@ -182,7 +187,12 @@ class ApprovalBeforeDeployment(Control):
         if early:
             return early
         findings = gap_findings(
-            self, ctx, "deployment writes there may be missing, so their timing cannot be compared", "activity_log"
+            self,
+            ctx,
+            "deployment writes or versions there may be missing, so their timing cannot be compared",
+            "activity_log",
+            "endpoints",
+            "model_versions",
         )
         if missing_kinds(ctx, "activity_events"):
             findings.append(

@@ -60,7 +60,9 @@ class SeparationOfDuties(Control):
         early = not_collected(self, ctx, "deployments", "model_versions")
         if early:
             return early
-        findings = gap_findings(self, ctx, "deployers there may be missing", "activity_log", "endpoints")
+        findings = gap_findings(
+            self, ctx, "deployers there may be missing", "activity_log", "endpoints", "model_versions"
+        )
         allowed = {ident(p) for p in ctx.policy.allowed_deployers}
         served, _ = served_population(ctx)
         for item in served:

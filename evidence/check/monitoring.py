@@ -147,7 +147,9 @@ class MonitoringEvidence(Control):
         early = not_collected(self, ctx, "deployments", "metrics")
         if early:
             return early
-        findings = gap_findings(self, ctx, "deployments there were not assessed", "metrics", "endpoints")
+        findings = gap_findings(
+            self, ctx, "deployments there were not assessed", "metrics", "endpoints", "activity_log"
+        )
         metrics = ctx.rows("metrics")
         rows = serving_rows(timeline_of(ctx), ctx.window.start, ctx.window.end)
         if ctx.kind == "release" and ctx.release_model:

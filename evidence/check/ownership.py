@@ -25,7 +25,9 @@ class ModelOwnership(Control):
         early = not_collected(self, ctx, "deployments", "model_versions")
         if early:
             return early
-        findings = gap_findings(self, ctx, "versions served there may be missing", "endpoints", "activity_log")
+        findings = gap_findings(
+            self, ctx, "versions served there may be missing", "endpoints", "activity_log", "model_versions"
+        )
         served, _ = served_population(ctx)
         tag = ctx.policy.owner_tag
         for item in served:

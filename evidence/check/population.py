@@ -57,6 +57,8 @@ SERVING_WRITES = frozenset(
         _MLS + "endpoints/deployments/delete",
     }
 )
+#: Events of one request with the same timestamp sort in the order ARM logs them.
+_STATUS_RANK = {"started": 0, "accepted": 1, "succeeded": 2, "failed": 2}
 ROLE_ASSIGNMENT_WRITE = "microsoft.authorization/roleassignments/write"
 ROLE_ASSIGNMENT_DELETE = "microsoft.authorization/roleassignments/delete"
 
@@ -180,7 +182,13 @@ def changes(events: Iterable[Record], operations: Iterable[str]) -> list[Change]
         groups.setdefault(key, []).append(event)
     out: list[Change] = []
     for group in groups.values():
-        group.sort(key=lambda e: (str(e.get("timestamp")), str(e.get("event_id"))))
+        group.sort(
+            key=lambda e: (
+                str(e.get("timestamp")),
+                _STATUS_RANK.get(str(e.get("status")).lower(), 9),
+                str(e.get("event_id")),
+            )
+        )
         statuses = {str(e.get("status") or "").lower() for e in group}
         if "succeeded" not in statuses and ("accepted" not in statuses or "failed" in statuses):
             continue

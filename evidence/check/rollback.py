@@ -31,7 +31,9 @@ class RollbackTarget(Control):
         early = not_collected(self, ctx, "deployments", "model_versions")
         if early:
             return early
-        findings = gap_findings(self, ctx, "endpoints or versions there were not assessed", "endpoints")
+        findings = gap_findings(
+            self, ctx, "endpoints or versions there were not assessed", "endpoints", "model_versions"
+        )
         by_endpoint: dict[str, list[Record]] = {}
         for row in ctx.rows("deployments"):
             by_endpoint.setdefault(lower(row.get("endpoint_id")), []).append(row)

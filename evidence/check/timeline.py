@@ -255,6 +255,9 @@ class ServedVersion:
     def subject(self) -> str:
         if self.version is not None:
             return str(self.version.get("asset_id"))
+        if self.workspace_id and not self.reference.lower().startswith(("/subscriptions/", "azureml://")):
+            # ``azureml:name:version`` is relative to the deployment's workspace: name it by ARM ID.
+            return f"{self.workspace_id}/models/{self.model_name}/versions/{self.model_version}"
         return self.reference
 
     @property
