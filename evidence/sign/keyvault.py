@@ -16,6 +16,7 @@ that is answered by a 401 challenge naming the tenant — replays from a cassett
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cryptography import x509
@@ -101,6 +102,23 @@ class KeyVaultSigner(Signer):
         self._public: PublicKey | None = None
         self._algorithm: Algorithm | None = None
         self._crypto: Any = None
+
+    @classmethod
+    def from_key_id(
+        cls,
+        key_id: str,
+        credential: TokenCredential,
+        *,
+        certificate_path: str | Path | None = None,
+        transport: HttpTransport[Any, Any] | None = None,
+        algorithm: Algorithm | None = None,
+        label: str = "",
+    ) -> KeyVaultSigner:
+        """Like the constructor, with the certificate read from a PEM/DER file (``UsageError`` if unreadable)."""
+        from evidence.sign.local import load_certificate
+
+        cert = load_certificate(Path(certificate_path)) if certificate_path else None
+        return cls(key_id, credential, transport=transport, algorithm=algorithm, certificate=cert, label=label)
 
     @property
     def key_vault_key_id(self) -> str:

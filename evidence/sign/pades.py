@@ -174,7 +174,7 @@ def sign_pdf(
     *,
     signed_at: datetime,
     reason: str,
-    location: str,
+    location: str = "",
     tsa_url: str | None = None,
     timestamper: TimeStamper | None = None,
     visible: bool = False,
@@ -205,7 +205,7 @@ def sign_pdf(
         subfilter=SigSeedSubFilter.PADES,
         md_algorithm=_DIGEST[algorithm],
         reason=reason,
-        location=location,
+        location=location or None,
     )
     stamp_style = None
     field_spec = None
