@@ -389,3 +389,17 @@ def test_access_review_lists_access_changes_and_sign_off(sample: ReportInput) ->
     assert "workspace mlw-contoso-prod / ra-owner-alice" in html and "removed" in html
     assert 'id="inv-signoff"' in html
     assert 'id="inv-signoff"' not in render_html(sample)
+
+
+def test_unparsable_timestamps_are_refused_or_skipped(sample: ReportInput) -> None:
+    with pytest.raises(RenderError, match="generated_at is not an ISO 8601"):
+        dataclasses.replace(sample, generated_at="yesterday")
+    svg = charts.line_chart(
+        [("not a time", 1.0), ("2025-03-02T00:00:00Z", float("nan")), ("2025-03-03T00:00:00Z", 2.0)],
+        title="t",
+        unit="",
+        start="2025-03-01T00:00:00Z",
+        end="2025-04-01T00:00:00Z",
+        markers=[charts.Marker("garbage", "x")],
+    )
+    assert svg.count("<circle") == 1 and "stroke-dasharray" not in svg

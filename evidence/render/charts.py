@@ -37,6 +37,14 @@ class Marker:
     label: str
 
 
+def _instant(text: str) -> float | None:
+    """Seconds since the epoch, or None for a value that is not a timestamp (it is skipped)."""
+    try:
+        return parse_timestamp(str(text)).timestamp()
+    except (ValueError, TypeError):
+        return None
+
+
 def _num(value: float) -> str:
     text = f"{value:.1f}"
     return "0.0" if text == "-0.0" else text
@@ -113,7 +121,11 @@ def line_chart(
 ) -> Markup:
     """A time series over the window [start, end], with optional release markers."""
     window_start, window_end = parse_timestamp(start), parse_timestamp(end)
-    series = sorted((parse_timestamp(ts).timestamp(), float(v)) for ts, v in points if v is not None)
+    series = sorted(
+        (t, float(v))
+        for t, v in ((_instant(ts), v) for ts, v in points)
+        if t is not None and v is not None and math.isfinite(float(v))
+    )
     parts = [_svg_open(f"{title} ({unit})" if unit else title)]
     axis, t0, span = _time_axis(window_start, window_end, HEIGHT)
     plot_w = WIDTH - _LEFT - _RIGHT
@@ -142,7 +154,10 @@ def line_chart(
     # the same x share one line and one label.
     placed: dict[str, list[str]] = {}
     for marker in sorted(markers, key=lambda m: (m.at, m.label)):
-        x_text = _num(x_of(parse_timestamp(marker.at).timestamp()))
+        at = _instant(marker.at)
+        if at is None:
+            continue
+        x_text = _num(x_of(at))
         labels = placed.setdefault(x_text, [])
         if marker.label[:40] not in labels:
             labels.append(marker.label[:40])
@@ -207,8 +222,11 @@ def timeline_chart(bars: Sequence[Bar], *, title: str, start: str, end: str) -> 
         parts.append(f'<text x="{_LEFT}" y="{y + 14}" fill="{_INK}">{escape(lane[:32])}</text>')
         colour = _PALETTE[i % len(_PALETTE)]
         for bar in sorted((b for b in bars if b.lane == lane), key=lambda b: (b.start, b.label)):
-            x1 = x_of(parse_timestamp(bar.start).timestamp())
-            x2 = x_of(parse_timestamp(bar.end).timestamp() if bar.end else window_end.timestamp())
+            start_at = _instant(bar.start)
+            end_at = _instant(bar.end) if bar.end else window_end.timestamp()
+            if start_at is None or end_at is None:
+                continue
+            x1, x2 = x_of(start_at), x_of(end_at)
             opacity = 0.35 + 0.65 * min(max(bar.percent, 0.0), 100.0) / 100.0
             parts.append(
                 f'<rect x="{_num(x1)}" y="{y + 3}" width="{_num(max(x2 - x1, 1.0))}" height="{lane_h - 6}" '

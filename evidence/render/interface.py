@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from evidence.clock import parse_timestamp
 from evidence.errors import EvidenceError
 
 #: Report kinds and how the cover names them.
@@ -60,3 +61,15 @@ class ReportInput:
         for key in ("start", "end"):
             if key not in self.window:
                 raise RenderError(f"report window has no {key!r}", hint="pass {'start': ISO, 'end': ISO}")
+        # Parse once here, so the templates and charts can rely on these three instants.
+        for name, value in (
+            ("window start", self.window["start"]),
+            ("window end", self.window["end"]),
+            ("generated_at", self.generated_at),
+        ):
+            try:
+                parse_timestamp(str(value))
+            except ValueError as exc:
+                raise RenderError(
+                    f"{name} is not an ISO 8601 timestamp: {value!r}", hint="e.g. 2025-01-31T12:00:00Z"
+                ) from exc
