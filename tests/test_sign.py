@@ -609,3 +609,13 @@ def test_pades_through_key_vault_sends_only_the_digest(request: pytest.FixtureRe
     assert validate_pdf(signed, [cert], validation_time=SIGNED_AT).passed
     assert [s.method for s in transport.served].count("POST") == 1
     assert transport.unused() == []
+
+
+def test_key_vault_from_key_id_reads_the_certificate_file(tmp_path: Path) -> None:
+    key_id = "https://kvfromid.vault.azure.net/keys/k/0123"
+    with pytest.raises(UsageError, match="cannot read certificate"):
+        KeyVaultSigner.from_key_id(key_id, StaticCredential(), certificate_path=tmp_path / "absent.pem")
+    _, cert_pem = generate_key("ecdsa-p256", "kv", VALID_FROM)
+    (tmp_path / "kv.pem").write_bytes(cert_pem)
+    signer = KeyVaultSigner.from_key_id(key_id, StaticCredential(), certificate_path=tmp_path / "kv.pem")
+    assert signer.certificate() is not None and signer.key_vault_key_id == key_id
