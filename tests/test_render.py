@@ -403,3 +403,10 @@ def test_unparsable_timestamps_are_refused_or_skipped(sample: ReportInput) -> No
         markers=[charts.Marker("garbage", "x")],
     )
     assert svg.count("<circle") == 1 and "stroke-dasharray" not in svg
+
+
+def test_weasyprint_logs_nothing_for_our_templates(caplog: pytest.LogCaptureFixture) -> None:
+    """An unsupported CSS property or a refused asset shows up as a WeasyPrint log line."""
+    with caplog.at_level("WARNING", logger="weasyprint"):
+        render_pdf(empty_report())
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("weasyprint")] == []
