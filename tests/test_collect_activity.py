@@ -601,3 +601,59 @@ def test_normalise_is_pure_and_skips_errors_and_html() -> None:
     first = collector.normalise(responses)
     assert [r["event_id"] for r in first["activity_events"]] == ["e-2"]
     assert collector.normalise(responses) == first
+
+
+# ----------------------------------------------------------------------------- against SimulatedAzure
+SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "contoso" / "tenant.toml"
+
+
+def simulate(tmp_path: Path, window: Window) -> tuple[dict[str, list[Record]], list[Gap], Any]:
+    from evidence.azure.simulator import SimulatedAzure, load_tenant
+
+    tenant = load_tenant(SAMPLE)
+    sim = SimulatedAzure(tenant, sleep=lambda _: None, strict=True)
+    scope = Scope(
+        workspaces=tuple(
+            Workspace(tenant.subscription_id, tenant.resource_group, n) for n in ("mlw-credit-prod", "mlw-fraud-prod")
+        )
+    )
+    transport_clock = FixedClock(tenant.now)
+    tap = EvidenceTap(sim, transport_clock)
+    collector = ActivityLogCollector()
+    session = CollectSession(
+        clients=AzureClients(StaticCredential(), tap),
+        scope=scope,
+        window=window,
+        clock=transport_clock,
+        collector=collector.name,
+    )
+    with tap.channel(collector.name):
+        collector.collect(session)
+    provenance, _ = write_raw(tap.exchanges(), tmp_path)
+    records = dict(collector.normalise(load_raw(tmp_path, provenance).get(collector.name, [])))
+    return records, session.gaps, sim
+
+
+def test_simulated_tenant_all_pages_and_role_assignment_bodies(tmp_path: Path) -> None:
+    window = Window(datetime(2026, 7, 1, tzinfo=UTC), datetime(2026, 9, 28, tzinfo=UTC))
+    records, gaps, sim = simulate(tmp_path, window)
+    assert gaps == []
+    pages = [r.url for r in sim.requests if "/eventtypes/" in r.url]
+    assert len(pages) >= 3  # more than one page for the resource group, plus the provider filter
+    rows = records["activity_events"]
+    assert [(r["timestamp"], r["event_id"]) for r in rows] == sorted((r["timestamp"], r["event_id"]) for r in rows)
+    writes = [r for r in rows if r["operation"] == "Microsoft.Authorization/roleAssignments/write"]
+    assert writes and all(r["request_principal_id"] and r["request_role_definition_id"] for r in writes)
+    assert any(r["operation"].endswith("onlineEndpoints/deployments/write") for r in rows)
+
+
+def test_simulated_tenant_91_days_back_is_a_gap_and_only_retained_part_is_asked(tmp_path: Path) -> None:
+    # The sample's "now" is 2026-09-28T06:00:00Z; 91 days earlier is 2026-06-29T06:00:00Z.
+    window = Window(datetime(2026, 6, 29, 6, tzinfo=UTC), datetime(2026, 9, 28, tzinfo=UTC))
+    _, gaps, sim = simulate(tmp_path, window)
+    assert [g.message for g in gaps] == [
+        "Activity Log retains 90 days: 2026-06-29T06:00:00Z to 2026-06-30T06:00:00Z is not covered; "
+        "configure a Log Analytics workspace that receives the Activity Log"
+    ]
+    first = next(r.url for r in sim.requests if "/eventtypes/" in r.url)
+    assert dict(parse_qsl(urlsplit(first).query))["$filter"].startswith("eventTimestamp ge '2026-06-30T06:00:00Z'")

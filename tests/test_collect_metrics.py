@@ -412,3 +412,35 @@ def test_normalise_ignores_listing_pages_errors_and_non_json() -> None:
         ("RequestLatency_P50", [{"timestamp": T0, "value": 41.0}]),
         ("RequestLatency_P99", [{"timestamp": T0, "value": 180.0}]),
     ]
+
+
+# ----------------------------------------------------------------------------- against SimulatedAzure
+SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "contoso" / "tenant.toml"
+
+
+def test_simulated_tenant_series_per_deployment_and_status_class(tmp_path: Path) -> None:
+    from evidence.azure.simulator import SimulatedAzure, load_tenant
+
+    tenant = load_tenant(SAMPLE)
+    sim = SimulatedAzure(tenant, sleep=lambda _: None, strict=True)
+    clock = FixedClock(tenant.now)
+    scope = Scope(workspaces=(Workspace(tenant.subscription_id, tenant.resource_group, "mlw-credit-prod"),))
+    window = Window(datetime(2026, 7, 1, tzinfo=UTC), datetime(2026, 9, 28, tzinfo=UTC))
+    tap = EvidenceTap(sim, clock)
+    collector = MetricsCollector()
+    session = CollectSession(
+        clients=AzureClients(StaticCredential(), tap), scope=scope, window=window, clock=clock, collector=collector.name
+    )
+    with tap.channel(collector.name):
+        collector.collect(session)
+    provenance, _ = write_raw(tap.exchanges(), tmp_path)
+    rows = collector.normalise(load_raw(tmp_path, provenance)[collector.name])["metrics"]
+    assert session.gaps == []
+    rpm = [r for r in rows if r["metric"] == "RequestsPerMinute"]
+    assert {r["dimensions"]["deployment"] for r in rpm} >= {"blue", "green"}
+    assert all(r["interval"] == "P1D" and len(r["points"]) == 89 for r in rows)
+    assert {r["metric"] for r in rows if "/deployments/" in r["resource_id"]} == {
+        "CpuUtilizationPercentage",
+        "CpuMemoryUtilizationPercentage",
+        "DeploymentCapacity",
+    }

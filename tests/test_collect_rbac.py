@@ -392,3 +392,52 @@ def test_empty_scope_makes_no_requests(tmp_path: Path) -> None:
     records, gaps, transport = run(RoleAssignmentsCollector(), [], tmp_path, scope=Scope(workspaces=()))
     assert transport.served == [] and gaps == []
     assert records == {"role_assignments": [], "deny_assignments": [], "role_eligibility": []}
+
+
+# ----------------------------------------------------------------------------- against SimulatedAzure
+SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "contoso" / "tenant.toml"
+
+
+def simulate(tmp_path: Path, *faults: Any) -> tuple[dict[str, list[Record]], list[Gap], Any]:
+    from evidence.azure.simulator import SimulatedAzure, load_tenant
+
+    tenant = load_tenant(SAMPLE)
+    sim = SimulatedAzure(tenant, sleep=lambda _: None, faults=faults, strict=True)
+    clock = FixedClock(tenant.now)
+    scope = Scope(
+        workspaces=tuple(
+            Workspace(tenant.subscription_id, tenant.resource_group, n) for n in ("mlw-credit-prod", "mlw-fraud-prod")
+        )
+    )
+    tap = EvidenceTap(sim, clock)
+    collector = RoleAssignmentsCollector()
+    session = CollectSession(
+        clients=AzureClients(StaticCredential(), tap), scope=scope, window=WINDOW, clock=clock, collector=collector.name
+    )
+    with tap.channel(collector.name):
+        collector.collect(session)
+    provenance, _ = write_raw(tap.exchanges(), tmp_path)
+    records = dict(collector.normalise(load_raw(tmp_path, provenance).get(collector.name, [])))
+    return records, session.gaps, sim
+
+
+def test_simulated_tenant_inherited_assignments_and_every_role_named(tmp_path: Path) -> None:
+    records, gaps, sim = simulate(tmp_path)
+    assert gaps == []
+    rows = records["role_assignments"]
+    assert {r["workspace_id"].rsplit("/", 1)[-1] for r in rows} == {"mlw-credit-prod", "mlw-fraud-prod"}
+    inherited_scopes = {r["scope"].split("/")[1] for r in rows if r["inherited"]}
+    assert inherited_scopes == {"providers", "subscriptions"}  # management group, subscription, resource group
+    assert all(r["role_name"] for r in rows)
+    definitions = [r.url for r in sim.requests if "/roleDefinitions/" in r.url]
+    assert len(definitions) == len({urlsplit(u).path.lower() for u in definitions})
+    assert records["deny_assignments"] and records["role_eligibility"]
+
+
+def test_simulated_tenant_without_pim_permission_is_a_gap_not_a_failure(tmp_path: Path) -> None:
+    from evidence.azure.simulator import Fault
+
+    records, gaps, _ = simulate(tmp_path, Fault.forbidden("roleEligibilityScheduleInstances"))
+    assert [(g.status, g.error_code) for g in gaps] == [(403, "AuthorizationFailed")] * 2
+    assert all(g.scope.endswith("/roleEligibilityScheduleInstances") for g in gaps)
+    assert records["role_eligibility"] == [] and records["role_assignments"]
