@@ -25,6 +25,9 @@ Media = Literal["screen", "print"]
 
 #: Rows per table: the PDF stays fast (research §1.3), the HTML stays usable in a browser.
 ROW_CAP: Mapping[Media, int] = {"print": 200, "screen": 2000}
+#: Rows in event listings (notable events, access changes): the full log is always in the CSV, and
+#: these lists would otherwise dominate layout time and memory on a busy tenant.
+EVENT_CAP: Mapping[Media, int] = {"print": 100, "screen": 2000}
 #: Rows in summary tables (operations, callers) and number of metric charts.
 SUMMARY_CAP: Mapping[Media, int] = {"print": 40, "screen": 500}
 CHART_CAP: Mapping[Media, int] = {"print": 24, "screen": 200}
@@ -446,7 +449,7 @@ class ContextBuilder:
             for r in changes
         ]
         csv, digest = self._csv("activity_events")
-        return Table("activity_events", display[: self.cap], len(display), csv, digest, rows is not None)
+        return Table("activity_events", display[: EVENT_CAP[self.media]], len(display), csv, digest, rows is not None)
 
     def privileged_count(self) -> int:
         return sum(1 for r in self._rows("role_assignments") or () if is_privileged(r.get("role_name")))
@@ -501,7 +504,9 @@ class ContextBuilder:
             "operations_total": len(ops),
             "callers": [{"caller": c, "count": n} for c, n in callers[: self.summary_cap]],
             "callers_total": len(callers),
-            "notable": Table("activity_events", events[: self.cap], len(events), csv, digest, rows is not None),
+            "notable": Table(
+                "activity_events", events[: EVENT_CAP[self.media]], len(events), csv, digest, rows is not None
+            ),
             "csv": csv,
             "csv_sha256": digest,
         }
