@@ -350,3 +350,72 @@ def test_unrecorded_model_on_a_serving_deployment_needs_review() -> None:
     results = run(records=records)
     assert ("EV-01", FRAUD_GREEN) in findings(results, Status.MANUAL_REVIEW)
     assert findings(results, Status.FAIL) == set()
+
+
+# ------------------------------------------------------------------------- the real sample tenant
+def contoso_results() -> tuple[dict[str, ControlResult], set[str]]:
+    """Collect the bundled Contoso tenant through the real collectors (simulated ARM) and check it.
+
+    Returns the results and the planted problems' subjects (as full ARM IDs) from tenant.toml.
+    """
+    import dataclasses
+    import tempfile
+    import tomllib
+    from pathlib import Path
+
+    from evidence.azure.clients import AzureClients
+    from evidence.azure.credentials import StaticCredential
+    from evidence.azure.simulator import SimulatedAzure, Throttle, VirtualTime, load_tenant
+    from evidence.azure.tap import EvidenceTap
+    from evidence.check.interface import CheckContext
+    from evidence.clock import FixedClock
+    from evidence.collect.runner import default_collectors, run_collection
+    from evidence.collect.store import load_raw, normalise_all, write_raw
+    from evidence.config import load_config
+
+    sample_dir = Path(__file__).resolve().parents[1] / "samples" / "contoso"
+    tenant = load_tenant(sample_dir / "tenant.toml")
+    config = load_config(sample_dir / "evidence.toml")
+    clock, virtual = FixedClock(tenant.now), VirtualTime()
+    simulator = SimulatedAzure(tenant, throttle=Throttle(), clock=virtual.now, sleep=virtual.sleep, strict=True)
+    tap = EvidenceTap(simulator, clock)
+    scope, window = config.scope.to_scope(), config.window.resolve(clock.now())
+    collectors = default_collectors()
+    run_ = run_collection(
+        clients=AzureClients(StaticCredential(), tap),
+        tap=tap,
+        scope=scope,
+        window=window,
+        clock=clock,
+        collectors=collectors,
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        provenance, _ = write_raw(run_.exchanges, Path(tmp))
+        records = normalise_all(collectors, load_raw(Path(tmp), provenance))
+    raw = tomllib.loads((sample_dir / "tenant.toml").read_text(encoding="utf-8"))
+    release = next(p for p in raw["principals"] if p["name"] == "sp-mlops-release")
+    # The sample's policy: the pipeline identity in both forms it is recorded in (object ID in the
+    # Activity Log, application ID in systemData), and privileged roles without AzureML Data
+    # Scientist, which the sample grants to named data scientists on purpose.
+    sample_policy = dataclasses.replace(
+        config.policy,
+        allowed_deployers=(release["id"], release["app_id"]),
+        privileged_roles=("Owner", "Contributor", "User Access Administrator"),
+    )
+    ctx = CheckContext(records, run_.gaps, scope, window, clock.now(), policy=sample_policy)
+    results = {r.control.info.id: r for r in run_checks(default_controls(), ctx)}
+    base = {ws.name: ws.arm_id for ws in scope.workspaces}
+    subjects = set()
+    for planted in raw["planted_problems"]:
+        _, name, rest = planted["subject"].split("/", 2)
+        subjects.add(f"{base[name]}/{rest}".lower())
+    return results, subjects
+
+
+def test_contoso_sample_planted_problems_found_and_nothing_else_fails() -> None:
+    results, planted = contoso_results()
+    failing = {f.subject.lower() for r in results.values() for f in r.findings if f.status is Status.FAIL}
+    assert failing == planted
+    assert findings(results, Status.ERROR) == set()
+    for cid in ("EV-03", "EV-04", "EV-05", "EV-10", "EV-11"):
+        assert results[cid].status is Status.PASS, cid
