@@ -154,7 +154,9 @@ class ResourceGraphDiscovery:
                         f"Resource Graph refused the discovery query ({code}): {exc.message}",
                         hint="the identity needs Reader on the subscriptions or management group searched",
                     ) from exc
-                rows = response.data if isinstance(response.data, list) else []
+                # objectArray: a list of row objects (the SDK types it as a generic object).
+                data: Any = response.data
+                rows: list[Any] = data if isinstance(data, list) else []
                 for row in rows:
                     if isinstance(row, dict):
                         yield row
