@@ -164,8 +164,9 @@ def verify(package_path: Path, trust: tuple[Path, ...], as_json: bool, rebuild: 
     """Check a package offline: archive safety, every hash, the signatures, and who signed."""
     from evidence.verify import verify_package
 
-    report = verify_package(package_path, trust=list(trust), rebuild=rebuild)
-    click.echo(report.to_json_text() if as_json else report.to_text())
+    # Fail closed: without --trust the signer is not trusted, and an untrusted package does not pass.
+    report = verify_package(package_path, trust=list(trust), require_signature=True, rebuild=rebuild)
+    click.echo(report.to_json() if as_json else report.to_text())
     raise _Exit(report.exit_code())
 
 
