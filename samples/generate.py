@@ -12,18 +12,13 @@ the tool makes, and a collector that changes its requests shows up as a stale sa
 
 Files are split per collector (``<collector>.json``, sorted entries, sorted keys), each with
 ``Variables.recorded_at`` (the replay clock) set to the tenant's ``now``.
-
-Evidence kinds whose collector is not yet part of ``default_collectors()`` are still recorded,
-from the collector class when it exists, else by ``interim_calls`` (plain SDK calls, clearly
-marked, to be deleted once every collector is wired into the runner).
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from evidence.azure.cassette import Entry
@@ -36,70 +31,9 @@ from evidence.clock import FixedClock, isoformat
 from evidence.collect.interface import Collector
 from evidence.collect.runner import default_collectors, run_collection
 from evidence.config import load_config
-from evidence.domain import Scope, Window
 
 HERE = Path(__file__).resolve().parent
 SAMPLE = HERE / "contoso"
-
-#: Collectors recorded even before the runner lists them by default: (module, class) by name.
-#: Only committed collectors belong here; an uncommitted one would make the sample depend on a
-#: work-in-progress tree.
-EXTRA_COLLECTORS: dict[str, tuple[str, str]] = {
-    "role_assignments": ("evidence.collect.rbac", "RoleAssignmentsCollector"),
-    "activity_log": ("evidence.collect.activity", "ActivityLogCollector"),
-}
-
-
-def collectors_to_record() -> list[Collector]:
-    chosen = list(default_collectors())
-    names = {c.name for c in chosen}
-    for name, (module, cls) in EXTRA_COLLECTORS.items():
-        if name not in names:
-            chosen.append(getattr(importlib.import_module(module), cls)())
-            names.add(name)
-    return chosen
-
-
-# -- INTERIM: plain SDK calls for evidence no collector records yet ------------------------------
-# Delete an entry as soon as a collector of that name is in default_collectors() (or
-# EXTRA_COLLECTORS); `generate` skips entries whose name a collector already covers.
-def _interim_metrics(clients: AzureClients, scope: Scope, window: Window) -> None:
-    timespan = f"{isoformat(window.start)}/{isoformat(window.end)}"
-    for ws in sorted(scope.workspaces):
-        monitor = clients.monitor(ws.subscription_id)
-        for endpoint in clients.ml(ws).online_endpoints.list():
-            eid = f"{ws.arm_id}/onlineEndpoints/{endpoint.name}"
-            monitor.metrics.list(
-                eid,
-                timespan=timespan,
-                interval="P1D",
-                metricnames="RequestsPerMinute",
-                aggregation="Average,Total",
-                filter="deployment eq '*' and statusCodeClass eq '*'",
-                metricnamespace="Microsoft.MachineLearningServices/workspaces/onlineEndpoints",
-            )
-            monitor.metrics.list(
-                eid,
-                timespan=timespan,
-                interval="P1D",
-                metricnames="RequestLatency_P50,RequestLatency_P99",
-                aggregation="Average",
-                filter="deployment eq '*'",
-                metricnamespace="Microsoft.MachineLearningServices/workspaces/onlineEndpoints",
-            )
-            for deployment in sorted(clients.ml(ws).online_deployments.list(endpoint.name), key=lambda d: d.name):
-                monitor.metrics.list(
-                    f"{eid}/deployments/{deployment.name}",
-                    timespan=timespan,
-                    interval="P1D",
-                    metricnames="CpuUtilizationPercentage,CpuMemoryUtilizationPercentage,DeploymentCapacity",
-                    aggregation="Average,Maximum",
-                    metricnamespace="Microsoft.MachineLearningServices/workspaces/onlineEndpoints/deployments",
-                )
-
-
-INTERIM_CALLS: dict[str, Callable[[AzureClients, Scope, Window], None]] = {"metrics": _interim_metrics}
-# -- end INTERIM ----------------------------------------------------------------------------------
 
 
 def generate(
@@ -122,16 +56,11 @@ def generate(
     clients = AzureClients(StaticCredential(), tap)
     scope = config.scope.to_scope()
     window = config.window.resolve(clock.now())
-    chosen = list(collectors) if collectors is not None else collectors_to_record()
+    chosen = list(collectors) if collectors is not None else default_collectors()
     run = run_collection(clients=clients, tap=tap, scope=scope, window=window, clock=clock, collectors=chosen)
     if run.gaps:
         # The sample must record what the tenant says, not failures of the simulator.
         raise SystemExit(f"collection against the simulator left gaps: {[g.message for g in run.gaps]}")
-    covered = {c.name for c in chosen}
-    for name, calls in INTERIM_CALLS.items():
-        if name not in covered:
-            with tap.channel(name):
-                calls(clients, scope, window)
     exchanges = tap.exchanges()
     entries = recorder.entries
     if len(exchanges) != len(entries):
