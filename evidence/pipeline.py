@@ -8,7 +8,6 @@ into place at the end: a crash never leaves a half-written package where a finis
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import shutil
@@ -19,20 +18,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from evidence import __version__
-from evidence.check.interface import CheckContext, Control
-from evidence.check.runner import ControlResult, run_checks
-from evidence.clock import Clock, parse_timestamp
+from evidence.check.interface import Control
+from evidence.check.runner import ControlResult
+from evidence.clock import Clock
 from evidence.collect.interface import Collector
 from evidence.collect.runner import run_collection
 from evidence.collect.store import (
     COLLECTION_FILE,
-    load_raw,
-    normalise_all,
     pretty_json,
     write_raw,
-    write_records,
 )
 from evidence.config import PolicyConfig
+from evidence.derive import FINDINGS_JSON, Attachments, Request, derive, write_derived, write_inputs
 from evidence.domain import CollectionSummary, Gap, Scope, Window
 from evidence.errors import PackageError
 
@@ -43,7 +40,7 @@ if TYPE_CHECKING:
 
 Observer = Callable[[str], None]
 
-FINDINGS_FILE = "data/findings.json"
+FINDINGS_FILE = FINDINGS_JSON
 REPORT_HTML = "data/report/report.html"
 REPORT_PDF = "data/report/report.pdf"
 VERIFY_FILE = "VERIFY.txt"
@@ -60,6 +57,7 @@ class PackageRequest:
     page_size: str = "A4"
     release_model: str | None = None
     release_version: str | None = None
+    attachments: Attachments = field(default_factory=Attachments)  # waivers, decisions, previous review
 
 
 @dataclass(frozen=True)
@@ -147,7 +145,7 @@ def _build_into(
     signer: Signer | None,
     say: Observer,
 ) -> dict[str, Any]:
-    # 1. collect: raw responses as received (redacted), then records derived from the stored files.
+    # 1. collect: raw responses as received (redacted), and what was asked for.
     run = run_collection(
         clients=clients,
         tap=tap,
@@ -158,8 +156,6 @@ def _build_into(
         observer=say,
     )
     provenance, redactions = write_raw(run.exchanges, bag)
-    records = normalise_all(collectors, load_raw(bag, provenance))
-    write_records(records, bag)
     summary = CollectionSummary(
         tool_version=__version__,
         scope=request.scope,
@@ -172,49 +168,20 @@ def _build_into(
         mode=request.mode,
     )
     _write_text(bag / COLLECTION_FILE, pretty_json(summary.to_json()))
-    say(f"collected {sum(len(r) for r in records.values())} records from {len(provenance)} requests")
+    write_inputs(bag, _recorded_request(request, signer))
 
-    # 2. check
-    ctx = CheckContext(
-        records=records,
-        gaps=run.gaps,
-        scope=request.scope,
-        window=request.window,
-        collected_at=parse_timestamp(run.finished_at),
-        policy=request.policy,
-        kind=request.kind,
-        release_model=request.release_model,
-        release_version=request.release_version,
-    )
-    results = run_checks(controls, ctx)
-    _write_findings(bag, results)
+    # 2. derive and check: records, serving timeline, findings and the report's input, from the
+    # files just written (never from memory), by the function `evidence verify --rebuild` reruns.
+    derivation = derive(bag, collectors=collectors, controls=controls)
+    write_derived(bag, derivation)
+    say(f"derived {sum(len(r) for r in derivation.records.values())} records from {len(provenance)} responses")
 
-    # 3. render: the report names the evidence by digest, so hash the evidence first.
-    evidence_files = _hash_payload(bag)
-    package_id = _package_id(evidence_files)
-    signer_info = _signer_info(signer)
+    # 3. render: the report names the evidence by digest, which derive computed.
+    package_id = derivation.package_id
+    report = derivation.report
     from evidence.render.html import render_html
-    from evidence.render.interface import ReportInput
     from evidence.render.pdf import render_pdf
 
-    report = ReportInput(
-        kind=request.kind,
-        title=_title(request),
-        organisation=request.scope.organisation,
-        scope=request.scope.to_json(),
-        window=request.window.to_json(),
-        generated_at=run.finished_at,
-        tool_version=__version__,
-        package_id=package_id,
-        signer=signer_info,
-        records=records,
-        controls=[r.to_json() for r in results],
-        findings=[f.to_json() for r in results for f in r.findings],
-        gaps=[g.to_json() for g in run.gaps],
-        requests=[p.to_json() for p in provenance],
-        redactions=[r.to_json() for r in redactions],
-        evidence_files=evidence_files,
-    )
     say("rendering report")
     _write_text(bag / REPORT_HTML, render_html(report))
     pdf = render_pdf(report, page_size=request.page_size)
@@ -254,19 +221,11 @@ def _build_into(
             target.write_bytes(data)
     return {
         "package_id": package_id,
-        "gaps": run.gaps,
-        "controls": tuple(results),
-        "records": {k: len(v) for k, v in sorted(records.items())},
+        "gaps": derivation.gaps,
+        "controls": derivation.results,
+        "records": {k: len(v) for k, v in sorted(derivation.records.items())},
         "signer_fingerprint": signer.key_id() if signer is not None else None,
     }
-
-
-def _title(request: PackageRequest) -> str:
-    if request.kind == "release" and request.release_model:
-        return f"Release close-out: {request.release_model} version {request.release_version}"
-    if request.kind == "access-review":
-        return "Quarterly access review: Azure Machine Learning"
-    return "Azure Machine Learning model governance: audit evidence"
 
 
 def _write_text(path: Path, text: str) -> None:
@@ -274,34 +233,18 @@ def _write_text(path: Path, text: str) -> None:
     path.write_text(text, encoding="utf-8", newline="\n")
 
 
-def _write_findings(bag: Path, results: Sequence[ControlResult]) -> None:
-    document = {
-        "format": "evidence-findings/v1",
-        "controls": [{**r.to_json(), "findings": [f.to_json() for f in r.findings]} for r in results],
-    }
-    _write_text(bag / FINDINGS_FILE, pretty_json(document))
-
-
-def _hash_payload(bag: Path) -> list[tuple[str, str]]:
-    """(path, sha256) of every evidence file under data/, report excluded, sorted by path."""
-    files = []
-    for path in sorted((bag / "data").rglob("*")):
-        if path.is_file():
-            rel = path.relative_to(bag).as_posix()
-            if not rel.startswith("data/report/"):
-                with path.open("rb") as handle:
-                    files.append((rel, hashlib.file_digest(handle, "sha256").hexdigest()))
-    return sorted(files, key=lambda item: item[0].encode("utf-8"))
-
-
-def _package_id(evidence_files: Sequence[tuple[str, str]]) -> str:
-    """SHA-256 over the manifest lines of the evidence (everything in data/ but the report).
-
-    The report shows the package ID on its cover, so the ID cannot cover the report itself; it is
-    exactly reproducible from ``manifest-sha256.txt`` by dropping the ``data/report/`` lines.
-    """
-    lines = "".join(f"{digest}  {path}\n" for path, digest in evidence_files)
-    return hashlib.sha256(lines.encode("utf-8")).hexdigest()
+def _recorded_request(request: PackageRequest, signer: Signer | None) -> Request:
+    return Request(
+        kind=request.kind,
+        scope=request.scope,
+        window=request.window,
+        policy=request.policy,
+        page_size=request.page_size,
+        release_model=request.release_model,
+        release_version=request.release_version,
+        signer=_signer_info(signer),
+        attachments=request.attachments,
+    )
 
 
 def _signer_info(signer: Signer | None) -> dict[str, Any] | None:

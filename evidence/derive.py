@@ -1,0 +1,496 @@
+"""Derivation: everything in a package that is computed from its raw evidence, in one function.
+
+A package holds two kinds of payload files:
+
+* **inputs**, written once and never recomputed: ``data/raw/**`` (responses as received),
+  ``data/collection.json`` (scope, window, every request, gaps, redactions) and ``data/inputs/**``
+  (what the person running the tool asked for: ``request.json`` plus copies of the waivers file,
+  the reviewer decisions sheet and the previous review's population, when given);
+* **derived** files, recomputed from the inputs alone by :func:`derive`: ``data/records/*.jsonl``
+  and ``*.csv`` (the collectors' records, ``serving_timeline`` and, for an access review, the
+  ``access_review_*`` views), ``data/findings.json`` and ``data/findings.csv``, and
+  ``data/review/decisions_template.csv`` (access review). The report (``data/report/``) is rendered
+  from :attr:`Derivation.report`.
+
+``build_package`` writes the inputs, calls :func:`derive` on the bag folder, and writes what it
+returns; ``evidence verify --rebuild`` calls the same function on the package zip and compares.
+
+API (for ``verify --rebuild``)::
+
+    from evidence.derive import derive, is_derived
+
+    derivation = derive(reader)      # reader: a bag folder (Path) or any BagReader, e.g. OpenedPackage
+    derivation.files                 # {bag-relative path: exact bytes} of every derived file
+    derivation.report                # the render.ReportInput; render_html(derivation.report) gives
+                                     # the bytes of data/report/report.html
+    derivation.package_id            # the Package-Id (bag-info.txt, report cover)
+    is_derived(path)                 # True for data/records/**, data/findings.*, data/review/**
+
+A package rebuilds when every ``is_derived`` member equals ``derivation.files[path]`` byte for byte,
+no derived path is missing or extra, and ``render_html(derivation.report)`` equals the stored HTML.
+(The PDF carries a signature made at signing time, so it is compared through the HTML only.)
+
+:func:`derive` raises :class:`DerivationError` (could not run: exit 3) when the inputs are missing or
+malformed, and :class:`evidence.errors.UsageError` when a recorded decisions sheet no longer matches
+the population (which the pipeline checks before it writes anything, so a built package never does).
+
+Nothing here imports an Azure SDK at module import time (``evidence verify`` must start fast and
+offline); the collectors' ``normalise`` methods are pure functions of the stored raw files, and are
+imported only when :func:`derive` runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from evidence.clock import parse_timestamp
+from evidence.config import PolicyConfig
+from evidence.domain import Gap, Provenance, Redaction, Scope, Window, Workspace
+from evidence.errors import EvidenceError
+
+if TYPE_CHECKING:
+    from evidence.check.interface import Control, Record
+    from evidence.check.runner import ControlResult
+    from evidence.collect.interface import Collector, RawResponse
+    from evidence.render.interface import ReportInput
+
+INPUTS_FORMAT = "evidence-inputs/v1"
+COLLECTION_FILE = "data/collection.json"
+INPUTS_DIR = "data/inputs"
+REQUEST_FILE = "data/inputs/request.json"
+WAIVERS_INPUT = "data/inputs/waivers.toml"
+DECISIONS_INPUT = "data/inputs/decisions.csv"
+PREVIOUS_INPUT = "data/inputs/previous_role_assignments.jsonl"
+RECORDS_DIR = "data/records"
+FINDINGS_JSON = "data/findings.json"
+FINDINGS_CSV = "data/findings.csv"
+REVIEW_DIR = "data/review"
+DECISIONS_TEMPLATE = "data/review/decisions_template.csv"
+REPORT_DIR = "data/report"
+
+KINDS = ("audit", "release", "access-review")
+_DERIVED_PREFIXES = (RECORDS_DIR + "/", REVIEW_DIR + "/")
+_DERIVED_FILES = (FINDINGS_JSON, FINDINGS_CSV)
+
+
+class DerivationError(EvidenceError):
+    """The package's inputs are missing or malformed, so nothing can be derived from them."""
+
+
+def is_derived(path: str) -> bool:
+    """True for a bag-relative path that :func:`derive` produces (the report excluded)."""
+    return path in _DERIVED_FILES or path.startswith(_DERIVED_PREFIXES)
+
+
+def is_report(path: str) -> bool:
+    return path.startswith(REPORT_DIR + "/")
+
+
+class BagReader(Protocol):
+    """Read access to a bag: ``evidence.verify.OpenedPackage`` is one, :class:`FolderReader` another."""
+
+    @property
+    def files(self) -> Sequence[str]:
+        """Every file in the bag, bag-relative, POSIX separators."""
+        ...
+
+    def read(self, relpath: str) -> bytes: ...
+
+
+class FolderReader:
+    """A bag laid out in a folder (the pipeline's staging folder, or an extracted package)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    @property
+    def files(self) -> Sequence[str]:
+        return sorted(p.relative_to(self.root).as_posix() for p in self.root.rglob("*") if p.is_file())
+
+    def read(self, relpath: str) -> bytes:
+        return (self.root / relpath).read_bytes()
+
+
+# ------------------------------------------------------------------------------- recorded inputs
+@dataclass(frozen=True)
+class Attachments:
+    """Files a person handed the tool, copied into ``data/inputs/`` byte for byte."""
+
+    waivers: bytes | None = None  # the waivers TOML
+    decisions: bytes | None = None  # the completed reviewer sheet (CSV)
+    previous_population: bytes | None = None  # the previous package's role_assignments.jsonl
+    previous: Mapping[str, str] | None = None  # {"package", "package_id", "sha256"} of that package
+
+    def files(self) -> dict[str, bytes]:
+        out = {}
+        for path, data in (
+            (WAIVERS_INPUT, self.waivers),
+            (DECISIONS_INPUT, self.decisions),
+            (PREVIOUS_INPUT, self.previous_population),
+        ):
+            if data is not None:
+                out[path] = data
+        return out
+
+
+@dataclass(frozen=True)
+class Request:
+    """What was asked for, as recorded in ``data/inputs/request.json``: the derivation's parameters."""
+
+    kind: str
+    scope: Scope
+    window: Window
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
+    page_size: str = "A4"
+    release_model: str | None = None
+    release_version: str | None = None
+    signer: Mapping[str, Any] | None = None  # as shown in the report: label, fingerprint, algorithm, demo
+    attachments: Attachments = field(default_factory=Attachments)
+
+    @property
+    def title(self) -> str:
+        if self.kind == "release" and self.release_model:
+            return f"Release close-out: {self.release_model} version {self.release_version}"
+        if self.kind == "access-review":
+            return "Quarterly access review: Azure Machine Learning"
+        return "Azure Machine Learning model governance: audit evidence"
+
+    def to_json(self) -> dict[str, Any]:
+        policy = {
+            f.name: list(v) if isinstance(v := getattr(self.policy, f.name), tuple) else v
+            for f in fields(PolicyConfig)
+            if f.name != "waivers"  # a path on the builder's machine; the file itself is an input
+        }
+        return {
+            "format": INPUTS_FORMAT,
+            "kind": self.kind,
+            "scope": {
+                "organisation": self.scope.organisation,
+                "registries": sorted(self.scope.registries),
+                "workspaces": [
+                    {"subscription_id": w.subscription_id, "resource_group": w.resource_group, "name": w.name}
+                    for w in sorted(self.scope.workspaces)
+                ],
+            },
+            "window": self.window.to_json(),
+            "policy": policy,
+            "page_size": self.page_size,
+            "release": {"model": self.release_model, "version": self.release_version},
+            "signer": dict(self.signer) if self.signer is not None else None,
+            "inputs": {
+                "waivers": WAIVERS_INPUT if self.attachments.waivers is not None else None,
+                "decisions": DECISIONS_INPUT if self.attachments.decisions is not None else None,
+                "previous_population": PREVIOUS_INPUT if self.attachments.previous_population is not None else None,
+                "previous_package": dict(self.attachments.previous) if self.attachments.previous else None,
+            },
+        }
+
+    def files(self) -> dict[str, bytes]:
+        """Every ``data/inputs/`` file for this request."""
+        from evidence.collect.store import pretty_json
+
+        return {REQUEST_FILE: pretty_json(self.to_json()).encode("utf-8"), **self.attachments.files()}
+
+
+def write_inputs(bag: Path, request: Request) -> None:
+    for rel, data in request.files().items():
+        target = bag / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+
+
+def _json(reader: BagReader, path: str) -> Any:
+    try:
+        return json.loads(reader.read(path))
+    except KeyError:
+        raise DerivationError(f"{path} is missing", hint="the package cannot be re-derived without it") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise DerivationError(f"{path} is not valid JSON: {exc}") from None
+
+
+def _optional(reader: BagReader, path: str | None) -> bytes | None:
+    if path is None:
+        return None
+    try:
+        return reader.read(path)
+    except KeyError:
+        raise DerivationError(f"{path} is named in {REQUEST_FILE} but missing") from None
+
+
+def read_request(reader: BagReader) -> Request:
+    """Parse ``data/inputs/request.json`` (and load the attachments it names)."""
+    data = _json(reader, REQUEST_FILE)
+    try:
+        if data.get("format") != INPUTS_FORMAT:
+            raise DerivationError(f"{REQUEST_FILE}: format {data.get('format')!r} is not {INPUTS_FORMAT}")
+        if data["kind"] not in KINDS:
+            raise DerivationError(f"{REQUEST_FILE}: unknown kind {data['kind']!r}")
+        scope = data["scope"]
+        policy_data = data["policy"]
+        known = {f.name for f in fields(PolicyConfig)} - {"waivers"}
+        if set(policy_data) != known:
+            raise DerivationError(f"{REQUEST_FILE}: policy keys are not those of this tool version")
+        values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in policy_data.items()}
+        policy = PolicyConfig(**values)
+        named = data["inputs"]
+        previous = named.get("previous_package")
+        attachments = Attachments(
+            waivers=_optional(reader, named.get("waivers")),
+            decisions=_optional(reader, named.get("decisions")),
+            previous_population=_optional(reader, named.get("previous_population")),
+            previous={str(k): str(v) for k, v in previous.items()} if previous else None,
+        )
+        return Request(
+            kind=data["kind"],
+            scope=Scope(
+                workspaces=tuple(Workspace(**w) for w in scope["workspaces"]),
+                registries=tuple(scope["registries"]),
+                organisation=scope["organisation"],
+            ),
+            window=Window(parse_timestamp(data["window"]["start"]), parse_timestamp(data["window"]["end"])),
+            policy=policy,
+            page_size=data["page_size"],
+            release_model=data["release"]["model"],
+            release_version=data["release"]["version"],
+            signer=data["signer"],
+            attachments=attachments,
+        )
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise DerivationError(f"{REQUEST_FILE} is malformed: {type(exc).__name__}: {exc}") from None
+
+
+# ------------------------------------------------------------------------------------ collection
+@dataclass(frozen=True)
+class Collected:
+    """``data/collection.json`` parsed."""
+
+    tool_version: str
+    finished_at: str
+    requests: tuple[Provenance, ...]
+    gaps: tuple[Gap, ...]
+    redactions: tuple[Redaction, ...]
+
+
+def read_collection(reader: BagReader) -> Collected:
+    data = _json(reader, COLLECTION_FILE)
+    try:
+        return Collected(
+            tool_version=str(data["tool_version"]),
+            finished_at=str(data["finished_at"]),
+            requests=tuple(Provenance(**r) for r in data["requests"]),
+            gaps=tuple(Gap(**g) for g in data["gaps"]),
+            redactions=tuple(Redaction(**r) for r in data["redactions"]),
+        )
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise DerivationError(f"{COLLECTION_FILE} is malformed: {type(exc).__name__}: {exc}") from None
+
+
+def load_raw(reader: BagReader, requests: Sequence[Provenance]) -> dict[str, list[RawResponse]]:
+    """The stored raw files, grouped by collector in request order (as ``collect.store.load_raw``).
+
+    Text bodies are decoded the way ``Path.read_text`` does (UTF-8, universal newlines), so a bag
+    folder and the same bag in a zip give the same records.
+    """
+    from evidence.collect.interface import RawResponse
+
+    grouped: dict[str, list[RawResponse]] = {}
+    for prov in requests:
+        body: Any = None
+        if prov.file:
+            try:
+                data = reader.read(prov.file)
+            except KeyError:
+                raise DerivationError(f"{prov.file} is listed in {COLLECTION_FILE} but missing") from None
+            try:
+                if prov.file.endswith(".json"):
+                    body = json.loads(data)
+                else:
+                    body = data.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
+            except (ValueError, UnicodeDecodeError) as exc:
+                raise DerivationError(f"{prov.file} cannot be read: {exc}") from None
+        grouped.setdefault(prov.collector, []).append(RawResponse(provenance=prov, body=body))
+    return grouped
+
+
+# -------------------------------------------------------------------------------------- derivation
+@dataclass(frozen=True)
+class Derivation:
+    request: Request
+    collected: Collected
+    records: Mapping[str, Sequence[Record]]  # record kind -> rows, as written under data/records/
+    results: tuple[ControlResult, ...]
+    files: Mapping[str, bytes]  # every derived file, bag-relative path -> bytes
+    evidence_files: tuple[tuple[str, str], ...]  # (path, sha256) of data/ but the report, sorted
+    package_id: str
+    report: ReportInput
+    review: Mapping[str, Any] | None = None  # access review: population, changes, diff, decisions
+
+    @property
+    def gaps(self) -> tuple[Gap, ...]:
+        return self.collected.gaps
+
+    @property
+    def collected_at(self) -> datetime:
+        return parse_timestamp(self.collected.finished_at)
+
+
+def derive(
+    source: Path | BagReader,
+    *,
+    collectors: Sequence[Collector] | None = None,
+    controls: Sequence[Control] | None = None,
+) -> Derivation:
+    """Recompute every derived file and the report input from a bag's inputs alone.
+
+    ``collectors`` and ``controls`` default to the tool's own (``default_collectors()``,
+    ``default_controls()``); the pipeline passes the ones it was given.
+    """
+    from evidence.check.findings_io import findings_csv, findings_document
+    from evidence.check.interface import CheckContext
+    from evidence.check.runner import run_checks
+    from evidence.check.timeline import build_serving_timeline
+    from evidence.check.waivers import apply_waivers, parse_waivers
+    from evidence.collect.store import normalise_all, pretty_json
+    from evidence.errors import ConfigError
+
+    reader: BagReader = FolderReader(source) if isinstance(source, Path) else source
+    if collectors is None:
+        from evidence.collect.runner import default_collectors
+
+        collectors = default_collectors()
+    if controls is None:
+        from evidence.check.runner import default_controls
+
+        controls = default_controls()
+    request = read_request(reader)
+    collected = read_collection(reader)
+    records: dict[str, list[Record]] = normalise_all(collectors, load_raw(reader, collected.requests))
+    records["serving_timeline"] = build_serving_timeline(records)
+    collected_at = parse_timestamp(collected.finished_at)
+
+    ctx = CheckContext(
+        records=records,
+        gaps=collected.gaps,
+        scope=request.scope,
+        window=request.window,
+        collected_at=collected_at,
+        policy=request.policy,
+        kind=request.kind,
+        release_model=request.release_model,
+        release_version=request.release_version,
+    )
+    results = run_checks(controls, ctx)
+    if request.attachments.waivers is not None:
+        try:
+            waivers = parse_waivers(tomllib.loads(request.attachments.waivers.decode("utf-8")), WAIVERS_INPUT)
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError, ConfigError) as exc:
+            raise DerivationError(f"{WAIVERS_INPUT} cannot be read: {exc}") from None
+        results = apply_waivers(results, waivers, collected_at.date())
+
+    files: dict[str, bytes] = {}
+    review: dict[str, Any] | None = None
+    if request.kind == "access-review":
+        review = _access_review(request, records, files)
+    files.update(_record_files(records))
+    files[FINDINGS_JSON] = pretty_json(findings_document(results)).encode("utf-8")
+    files[FINDINGS_CSV] = findings_csv(results).encode("utf-8")
+
+    evidence_files = _evidence_files(reader, files)
+    package_id = _package_id(evidence_files)
+    report = _report_input(request, collected, records, results, evidence_files, package_id, review)
+    return Derivation(
+        request=request,
+        collected=collected,
+        records=records,
+        results=tuple(results),
+        files=dict(sorted(files.items())),
+        evidence_files=evidence_files,
+        package_id=package_id,
+        report=report,
+        review=review,
+    )
+
+
+def write_derived(bag: Path, derivation: Derivation) -> None:
+    for rel, data in derivation.files.items():
+        target = bag / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+
+
+def _record_files(records: Mapping[str, Sequence[Record]]) -> dict[str, bytes]:
+    """What ``collect.store.write_records`` writes, as bytes: one .jsonl and one .csv per kind."""
+    import tempfile
+
+    from evidence.collect.store import write_records
+
+    # write_records is the one definition of the record file formats; render it into a scratch
+    # folder rather than keep a second copy of those formats here.
+    with tempfile.TemporaryDirectory(prefix="evidence-derive-") as tmp:
+        write_records(records, Path(tmp))
+        folder = Path(tmp) / RECORDS_DIR
+        return {f"{RECORDS_DIR}/{p.name}": p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def _access_review(request: Request, records: dict[str, list[Record]], files: dict[str, bytes]) -> dict[str, Any]:
+    """Placeholder until the access review is wired in (issue #4 step 4)."""
+    return {}
+
+
+def _evidence_files(reader: BagReader, derived: Mapping[str, bytes]) -> tuple[tuple[str, str], ...]:
+    """(path, sha256) of every payload file but the report: inputs as stored, derived as computed."""
+    digests: dict[str, str] = {}
+    for rel in reader.files:
+        if rel.startswith("data/") and not is_report(rel) and not is_derived(rel):
+            digests[rel] = hashlib.sha256(reader.read(rel)).hexdigest()
+    for rel, data in derived.items():
+        digests[rel] = hashlib.sha256(data).hexdigest()
+    return tuple(sorted(digests.items(), key=lambda item: item[0].encode("utf-8")))
+
+
+def _package_id(evidence_files: Sequence[tuple[str, str]]) -> str:
+    """SHA-256 over the manifest lines of the evidence (everything in data/ but the report).
+
+    The report shows the package ID on its cover, so the ID cannot cover the report itself; it is
+    exactly reproducible from ``manifest-sha256.txt`` by dropping the ``data/report/`` lines.
+    """
+    lines = "".join(f"{digest}  {path}\n" for path, digest in evidence_files)
+    return hashlib.sha256(lines.encode("utf-8")).hexdigest()
+
+
+def _report_input(
+    request: Request,
+    collected: Collected,
+    records: Mapping[str, Sequence[Record]],
+    results: Sequence[ControlResult],
+    evidence_files: Sequence[tuple[str, str]],
+    package_id: str,
+    review: Mapping[str, Any] | None,
+) -> ReportInput:
+    from evidence.render.interface import ReportInput
+
+    return ReportInput(
+        kind=request.kind,
+        title=request.title,
+        organisation=request.scope.organisation,
+        scope=request.scope.to_json(),
+        window=request.window.to_json(),
+        generated_at=collected.finished_at,
+        tool_version=collected.tool_version,  # the version that collected, also when re-derived
+        package_id=package_id,
+        signer=request.signer,
+        records=records,
+        controls=[r.to_json() for r in results],
+        findings=[f.to_json() for r in results for f in r.findings],
+        gaps=[g.to_json() for g in collected.gaps],
+        requests=[p.to_json() for p in collected.requests],
+        redactions=[r.to_json() for r in collected.redactions],
+        evidence_files=list(evidence_files),
+    )
