@@ -12,10 +12,12 @@ import sys
 import tempfile
 import zipfile
 from collections.abc import Callable, Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pypdf
 import pytest
+from cryptography.hazmat.primitives import serialization
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -23,8 +25,10 @@ from evidence.bundle.archive import write_zip
 from evidence.bundle.bagit import write_bag
 from evidence.errors import EvidenceError, ExitCode, UsageError, VerificationError
 from evidence.sign.interface import pem_public_key
+from evidence.sign.keygen import new_private_key, self_signed_certificate
 from evidence.sign.memory import InMemorySigner
 from evidence.sign.package_signature import sign_tag_manifest
+from evidence.sign.pades import sign_pdf
 from evidence.verify import (
     CheckResult,
     Limits,
@@ -572,6 +576,215 @@ def test_tag_manifest_changed_after_signing_fails_the_signature(tmp_path: Path) 
 def test_rebuild_requested_without_a_rebuilder_does_not_pass(package: Path) -> None:
     report = verify_package(package, rebuild=True)
     assert problems(report) == [("rebuild", None, "--rebuild is not available in this version")]
+
+
+# -- the report PDF's PAdES signature (step 4) -----------------------------------------------------
+
+
+def pdf_signer(kind: str = "ecdsa-p256", name: str = "Report signer") -> InMemorySigner:
+    """A signer with a certificate valid from before WHEN for a century (validated 'now')."""
+    key = new_private_key(kind)
+    return InMemorySigner(
+        key, self_signed_certificate(key, name, WHEN - timedelta(days=1), validity=timedelta(days=36500))
+    )
+
+
+def cert_pem(signer: InMemorySigner) -> bytes:
+    cert = signer.certificate()
+    assert cert is not None
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+@pytest.fixture(scope="module")
+def blank_pdf() -> bytes:
+    writer = pypdf.PdfWriter()
+    writer.add_blank_page(595, 842)
+    writer.add_metadata({"/Title": "Evidence report"})
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+def sign_report(pdf: bytes, signer: InMemorySigner) -> bytes:
+    return sign_pdf(pdf, signer, signed_at=WHEN, reason="Evidence package")
+
+
+def with_pdf(pdf: bytes) -> dict[str, bytes]:
+    return {**PAYLOAD, "data/report/report.pdf": pdf}
+
+
+def pades_results(report: VerificationReport) -> list[tuple[str, Status]]:
+    return [(c.name, c.status) for c in report.checks if c.name.startswith("pades")]
+
+
+@pytest.fixture(scope="module")
+def report_signer() -> InMemorySigner:
+    return pdf_signer()
+
+
+@pytest.fixture(scope="module")
+def pades_package(tmp_path_factory: pytest.TempPathFactory, report_signer: InMemorySigner, blank_pdf: bytes) -> Path:
+    """Package and report signed by the same key, as the pipeline does."""
+    tmp = tmp_path_factory.mktemp("pades")
+    return build_signed(tmp, report_signer, with_pdf(sign_report(blank_pdf, report_signer)))
+
+
+def test_signed_report_pdf_is_intact_valid_and_trusted_apart(
+    pades_package: Path, report_signer: InMemorySigner
+) -> None:
+    report = verify_package(pades_package, trust=[cert_pem(report_signer)])
+    assert report.passed, report.to_text()
+    assert [c.name for c in report.checks][-4:] == ["signature", "pades.intact", "pades.valid", "pades.trusted"]
+    for check in report.checks[-3:]:
+        assert (check.status, check.subject) == (Status.PASSED, "data/report/report.pdf")
+    assert report.checks[-1].reason == (
+        f"CN=Report signer, key {report_signer.key_id()} chains to a --trust certificate"
+    )
+
+
+def test_report_pdf_trusted_through_a_pinned_public_key(pades_package: Path, report_signer: InMemorySigner) -> None:
+    report = verify_package(pades_package, trust=[public_pem(report_signer)])
+    assert report.passed, report.to_text()
+    assert report.checks[-1].reason.endswith("key pinned by trust anchor bytes")
+
+
+def test_report_pdf_by_an_untrusted_signer_does_not_pass(tmp_path: Path, blank_pdf: bytes) -> None:
+    package_signer, stranger = pdf_signer(), pdf_signer(name="Stranger")
+    pkg = build_signed(tmp_path, package_signer, with_pdf(sign_report(blank_pdf, stranger)))
+    report = verify_package(pkg, trust=[cert_pem(package_signer)])
+    assert report.exit_code() == ExitCode.FAILED
+    assert problems(report) == [
+        (
+            "pades.trusted",
+            "data/report/report.pdf",
+            f"CN=Stranger, key {stranger.key_id()} does not chain to any of the 1 trust anchor(s)",
+        )
+    ]
+    # Without trust anchors, integrity-only verification passes and says the PDF signer is untrusted.
+    untrusted = verify_package(pkg)
+    assert untrusted.passed
+    assert (untrusted.checks[-1].status, untrusted.checks[-1].required) == (Status.INDETERMINATE, False)
+
+
+def test_report_pdf_changed_after_signing_fails_even_when_rebagged(
+    tmp_path: Path, blank_pdf: bytes, report_signer: InMemorySigner
+) -> None:
+    # An insider edits the signed report before the package is bagged and signed: every hash and the
+    # package signature agree, only the PDF's own signature can tell.
+    signed = bytearray(sign_report(blank_pdf, report_signer))
+    at = signed.index(b"/Title")
+    signed[at + 8] ^= 0x01
+    pkg = build_signed(tmp_path, report_signer, with_pdf(bytes(signed)))
+    report = verify_package(pkg, trust=[cert_pem(report_signer)])
+    assert report.exit_code() == ExitCode.FAILED
+    found = problems(report)
+    assert found[0] == ("pades.intact", "data/report/report.pdf", "the PDF was changed after signing (digest mismatch)")
+    assert all(name.startswith("pades") for name, _, _ in found)
+
+
+def test_content_appended_to_the_report_pdf_after_signing_fails(
+    tmp_path: Path, blank_pdf: bytes, report_signer: InMemorySigner
+) -> None:
+    from pyhanko.pdf_utils import generic
+    from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+
+    writer = IncrementalPdfFileWriter(io.BytesIO(sign_report(blank_pdf, report_signer)))
+    writer.root["/Lang"] = generic.TextStringObject("xx")
+    writer.update_root()  # type: ignore[no-untyped-call]
+    out = io.BytesIO()
+    writer.write(out)  # type: ignore[no-untyped-call]
+    pkg = build_signed(tmp_path, report_signer, with_pdf(out.getvalue()))
+    report = verify_package(pkg, trust=[cert_pem(report_signer)])
+    assert problems(report) == [
+        ("pades.intact", "data/report/report.pdf", "content was added to the PDF after it was signed")
+    ]
+
+
+def test_unsigned_report_pdf_in_a_signed_package_fails(
+    tmp_path: Path, blank_pdf: bytes, report_signer: InMemorySigner
+) -> None:
+    pkg = build_signed(tmp_path, report_signer, with_pdf(blank_pdf))
+    for trust in ([cert_pem(report_signer)], []):
+        report = verify_package(pkg, trust=trust)
+        assert ("pades", "data/report/report.pdf") in [(name, subject) for name, subject, _ in problems(report)]
+        assert report.exit_code() == ExitCode.FAILED
+
+
+def test_unsigned_report_pdf_in_an_unsigned_package_is_indeterminate(tmp_path: Path, blank_pdf: bytes) -> None:
+    pkg = build(tmp_path, with_pdf(blank_pdf))
+    report = verify_package(pkg)
+    assert report.passed  # integrity only: nothing is signed, and the report says so twice
+    signature, pades = report.checks[-2:]
+    assert (signature.name, signature.status, signature.required) == ("signature", Status.INDETERMINATE, False)
+    assert signature.reason.startswith("package is not signed")
+    assert (pades.name, pades.status, pades.required, pades.reason) == (
+        "pades",
+        Status.INDETERMINATE,
+        False,
+        "the report PDF is not signed",
+    )
+    assert not verify_package(pkg, require_signature=True).passed
+
+
+def test_report_pdf_that_is_not_a_pdf_fails(tmp_path: Path, report_signer: InMemorySigner) -> None:
+    pkg = build_signed(tmp_path, report_signer, with_pdf(b"<html>not a pdf</html>"))
+    [(name, subject, reason)] = problems(verify_package(pkg, trust=[cert_pem(report_signer)]))
+    assert (name, subject) == ("pades", "data/report/report.pdf")
+    assert reason.startswith("not a readable PDF")
+
+
+def test_pdf_checks_can_be_turned_off(pades_package: Path, report_signer: InMemorySigner) -> None:
+    report = verify_package(pades_package, trust=[cert_pem(report_signer)], pdf_checks=())
+    assert report.passed and not pades_results(report)
+
+
+def test_cli_verifies_the_report_pdf_by_default(
+    tmp_path: Path, pades_package: Path, report_signer: InMemorySigner, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from evidence.cli import main
+
+    cert = tmp_path / "signer.cert.pem"
+    cert.write_bytes(cert_pem(report_signer))
+    assert main(["verify", str(pades_package), "--trust", str(cert), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert [(c["name"], c["status"]) for c in doc["checks"] if c["name"].startswith("pades")] == [
+        ("pades.intact", "PASSED"),
+        ("pades.valid", "PASSED"),
+        ("pades.trusted", "PASSED"),
+    ]
+    # Without --trust the CLI fails closed, for the PDF signer as for the package signer.
+    assert main(["verify", str(pades_package)]) == 1
+    out = capsys.readouterr().out
+    assert "INDETERMINATE pades.trusted data/report/report.pdf: no trust anchor given" in out
+
+
+def test_cli_fails_a_report_pdf_changed_after_signing(
+    tmp_path: Path, blank_pdf: bytes, report_signer: InMemorySigner, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from evidence.cli import main
+
+    signed = bytearray(sign_report(blank_pdf, report_signer))
+    signed[signed.index(b"/Title") + 8] ^= 0x01
+    pkg = build_signed(tmp_path, report_signer, with_pdf(bytes(signed)))
+    cert = tmp_path / "signer.cert.pem"
+    cert.write_bytes(cert_pem(report_signer))
+    assert main(["verify", str(pkg), "--trust", str(cert)]) == 1
+    out = capsys.readouterr().out
+    assert "FAILED        pades.intact data/report/report.pdf: the PDF was changed after signing" in out
+
+
+def test_verify_imports_pyhanko_only_for_a_report_pdf_and_never_azure(pades_package: Path, package: Path) -> None:
+    code = (
+        "import sys\n"
+        "from evidence.cli import main\n"
+        "main(['verify', sys.argv[1], '--json'])\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules if m.split('.')[0] in ('azure', 'pyhanko')}))\n"
+    )
+    loaded = {}
+    for name, path in (("no pdf", package), ("pdf", pades_package)):
+        run = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True)
+        loaded[name] = run.stdout.strip().splitlines()[-1]
+    assert loaded == {"no pdf": "[]", "pdf": "['pyhanko']"}
 
 
 # -- the opened package --------------------------------------------------------------------------

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -356,8 +356,12 @@ def _stamp(dt: datetime | None) -> str | None:
     return isoformat(dt) if dt is not None else None
 
 
+#: ``PdfSignatureVerdict.reason`` for a PDF that carries no signature at all.
+UNSIGNED_REASON = "the PDF is not signed"
+
+
 def validate_pdf(
-    pdf_bytes: bytes,
+    pdf_bytes: bytes | BinaryIO,
     trust_certs: Sequence[x509.Certificate],
     *,
     tsa_trust_certs: Sequence[x509.Certificate] = (),
@@ -366,7 +370,8 @@ def validate_pdf(
     """Validate the report's PAdES signature (the one named ``EvidenceSignature``, else the only one).
 
     Offline: no OCSP/CRL fetching. ``validation_time`` defaults to now. Never raises for a bad PDF;
-    the problem is the verdict's ``reason``.
+    the problem is the verdict's ``reason``. ``pdf_bytes`` may be a seekable binary file (the
+    verifier spools the report out of the zip rather than holding it in memory).
     """
     from pyhanko.pdf_utils.misc import PdfError
     from pyhanko.pdf_utils.reader import PdfFileReader
@@ -381,12 +386,13 @@ def validate_pdf(
 
     with _quiet("pyhanko", "pyhanko_certvalidator"):
         try:
-            reader = PdfFileReader(io.BytesIO(pdf_bytes), strict=False)
+            stream = io.BytesIO(pdf_bytes) if isinstance(pdf_bytes, bytes) else pdf_bytes
+            reader = PdfFileReader(stream, strict=False)
             embedded = reader.embedded_signatures
         except (PdfError, ValueError, KeyError, IndexError, TypeError) as exc:
             return failed(f"not a readable PDF ({exc})")
         if not embedded:
-            return failed("the PDF is not signed")
+            return failed(UNSIGNED_REASON)
         named = [s for s in embedded if s.field_name == FIELD_NAME]
         if len(named) != 1 and len(embedded) != 1:
             return failed(f"expected one {FIELD_NAME} signature, found {len(embedded)} signatures")

@@ -3,7 +3,8 @@
 ``verify_package`` runs, in order: (1) archive safety from the zip directory alone, before any
 member is read; (2) the BagIt checks, streaming every member through SHA-256; (3) the detached
 signature over the tag manifest, through pluggable :class:`Check` callables (the signing stage
-provides them); (4) any further checks (PAdES, ``--rebuild``). An unsafe archive stops after (1).
+provides them); (4) the report PDF's PAdES signature; (5) any further checks and ``--rebuild``.
+An unsafe archive stops after (1).
 
 This package must not import ``azure.*`` (nor anything that does): ``evidence verify`` has to
 start fast on an auditor's laptop. A test enforces it.
@@ -26,6 +27,7 @@ from evidence.verify.package import (
     PackageUnreadableError,
     UnsafeArchiveError,
 )
+from evidence.verify.pades import REPORT_PDF, PadesCheck, pades_check
 from evidence.verify.report import (
     CheckResult,
     Status,
@@ -51,6 +53,7 @@ __all__ = [
     "NotAZipError",
     "OpenedPackage",
     "PackageUnreadableError",
+    "PadesCheck",
     "Status",
     "TrustSpec",
     "UnsafeArchiveError",
@@ -59,6 +62,7 @@ __all__ = [
     "failed",
     "indeterminate",
     "package_signature_check",
+    "pades_check",
     "passed",
     "verify_package",
 ]
@@ -84,6 +88,7 @@ def verify_package(
     trust: Sequence[TrustSpec] = (),
     signature_checks: Sequence[Check] | None = None,
     checks: Sequence[Check] = (),
+    pdf_checks: Sequence[Check] | None = None,
     limits: Limits = DEFAULT_LIMITS,
     require_signature: bool | None = None,
     rebuild: bool = False,
@@ -97,6 +102,11 @@ def verify_package(
     package from passing) when ``require_signature`` is true, which defaults to "trust anchors were
     given"; without trust anchors an integrity-only verification can pass, and says so.
 
+    ``pdf_checks`` validate the report PDF's own signature when the package has
+    ``data/report/report.pdf``; ``None`` means :data:`evidence.verify.pades.pades_check` (PAdES,
+    trusted through the same ``trust``), ``()`` none. Their INDETERMINATE results are required
+    exactly when the package signature is.
+
     ``rebuild`` asks for ``rebuild_check`` (re-deriving records from the raw evidence); asked for
     without one, it is reported INDETERMINATE, so the package does not pass.
 
@@ -104,6 +114,8 @@ def verify_package(
     """
     if signature_checks is None:
         signature_checks = (package_signature_check,)
+    if pdf_checks is None:
+        pdf_checks = (pades_check,)
     shown = str(path)
     try:
         pkg = OpenedPackage.open(Path(path), limits=limits)
@@ -131,6 +143,9 @@ def verify_package(
                 results.extend(_run(check, pkg, trust, SIGNATURE_CHECK, required=required))
         else:
             results.append(_unsigned(pkg, required=required))
+        if REPORT_PDF in pkg:
+            for check in pdf_checks:
+                results.extend(_run(check, pkg, trust, _name_of(check), required=required))
         for check in checks:
             results.extend(_run(check, pkg, trust, _name_of(check), required=True))
         if rebuild:

@@ -146,6 +146,10 @@ class OpenedPackage:
         size = self._stream(relpath, h.update)
         return h.hexdigest(), size
 
+    def copy_to(self, relpath: str, out: IO[bytes]) -> int:
+        """Stream a member into ``out`` (e.g. a temporary file a library needs to seek in)."""
+        return self._stream(relpath, out.write)
+
     def _stream(self, relpath: str, sink: Callable[[bytes], object]) -> int:
         info = self._info(relpath)
         size = 0

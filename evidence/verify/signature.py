@@ -33,7 +33,7 @@ def package_signature_check(package: OpenedPackage, trust: Sequence[object], /) 
     their bytes, or already loaded :class:`evidence.sign.package_signature.TrustAnchor` objects.
     An unreadable trust anchor raises :class:`evidence.errors.UsageError` (exit 2).
     """
-    anchors = [_anchor(item) for item in trust]
+    anchors = [trust_anchor(item) for item in trust]
     if not package.signature_files:
         return [indeterminate(NAME, "package is not signed")]
     if layout.TAGMANIFEST not in package:
@@ -51,7 +51,8 @@ def package_signature_check(package: OpenedPackage, trust: Sequence[object], /) 
     return [failed(NAME, verdict.reason, subject)]
 
 
-def _anchor(item: object) -> ps.TrustAnchor:
+def trust_anchor(item: object) -> ps.TrustAnchor:
+    """One ``trust`` item as a loaded anchor; ``UsageError`` for an unreadable file."""
     if isinstance(item, ps.TrustAnchor):
         return item
     if isinstance(item, str | Path):
