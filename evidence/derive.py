@@ -48,7 +48,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, overload
 
 from evidence.clock import parse_timestamp
 from evidence.config import PolicyConfig
@@ -292,31 +292,59 @@ def read_collection(reader: BagReader) -> Collected:
         raise DerivationError(f"{COLLECTION_FILE} is malformed: {type(exc).__name__}: {exc}") from None
 
 
-def load_raw(reader: BagReader, requests: Sequence[Provenance]) -> dict[str, list[RawResponse]]:
+class _StoredResponses(Sequence["RawResponse"]):
+    """One collector's stored responses, each read and parsed when it is asked for.
+
+    Lazy on purpose: a large tenant's Activity Log is many pages, and normalising must not hold
+    them all in memory at once (the same reason ``collect.store.load_raw`` is lazy).
+    """
+
+    def __init__(self, reader: BagReader, requests: Sequence[Provenance]) -> None:
+        self._reader = reader
+        self._requests = tuple(requests)
+
+    def __len__(self) -> int:
+        return len(self._requests)
+
+    @overload
+    def __getitem__(self, index: int) -> RawResponse: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[RawResponse]: ...
+    def __getitem__(self, index: int | slice) -> RawResponse | Sequence[RawResponse]:
+        if isinstance(index, slice):
+            return _StoredResponses(self._reader, self._requests[index])
+        return _read_response(self._reader, self._requests[index])
+
+
+def _read_response(reader: BagReader, prov: Provenance) -> RawResponse:
+    from evidence.collect.interface import RawResponse
+
+    body: Any = None
+    if prov.file:
+        try:
+            data = reader.read(prov.file)
+        except KeyError:
+            raise DerivationError(f"{prov.file} is listed in {COLLECTION_FILE} but missing") from None
+        try:
+            if prov.file.endswith(".json"):
+                body = json.loads(data)
+            else:
+                body = data.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise DerivationError(f"{prov.file} cannot be read: {exc}") from None
+    return RawResponse(provenance=prov, body=body)
+
+
+def load_raw(reader: BagReader, requests: Sequence[Provenance]) -> dict[str, Sequence[RawResponse]]:
     """The stored raw files, grouped by collector in request order (as ``collect.store.load_raw``).
 
     Text bodies are decoded the way ``Path.read_text`` does (UTF-8, universal newlines), so a bag
     folder and the same bag in a zip give the same records.
     """
-    from evidence.collect.interface import RawResponse
-
-    grouped: dict[str, list[RawResponse]] = {}
+    grouped: dict[str, list[Provenance]] = {}
     for prov in requests:
-        body: Any = None
-        if prov.file:
-            try:
-                data = reader.read(prov.file)
-            except KeyError:
-                raise DerivationError(f"{prov.file} is listed in {COLLECTION_FILE} but missing") from None
-            try:
-                if prov.file.endswith(".json"):
-                    body = json.loads(data)
-                else:
-                    body = data.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
-            except (ValueError, UnicodeDecodeError) as exc:
-                raise DerivationError(f"{prov.file} cannot be read: {exc}") from None
-        grouped.setdefault(prov.collector, []).append(RawResponse(provenance=prov, body=body))
-    return grouped
+        grouped.setdefault(prov.collector, []).append(prov)
+    return {name: _StoredResponses(reader, provs) for name, provs in grouped.items()}
 
 
 # -------------------------------------------------------------------------------------- derivation
