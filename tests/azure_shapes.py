@@ -142,3 +142,76 @@ def get(url: str, body: Any, status: int = 200, headers: dict[str, str] | None =
 
 def arm_error(code: str, message: str) -> dict[str, Any]:
     return {"error": {"code": code, "message": message}}
+
+
+# -- Azure ML registries ---------------------------------------------------------------------------
+# A registry lives in its own subscription and resource group, which only its discovery answer names;
+# after discovery azure-ai-ml talks to the registry's regional host, not to Resource Manager.
+REGISTRY = "contoso-reg"
+REG_SUB = "5a1c3e7d-2b4f-4c6a-9e8d-7f0a1b2c3d4e"
+REG_RG = "rg-ml-registry"
+REG_HOST = "https://cert-westeurope.experiments.azureml.net/"
+_REG_RG_ID = f"/subscriptions/{REG_SUB}/resourceGroups/{REG_RG}"
+REG_ID = f"{_REG_RG_ID}/providers/Microsoft.MachineLearningServices/registries/{REGISTRY}"
+REGISTRY_API = "2021-10-01-dataplanepreview"
+
+
+def registry_discovery_url(name: str = REGISTRY, host: str = "https://eastus.api.azureml.ms/") -> str:
+    return f"{host}registrymanagement/v1.0/registries/{name}/discovery?api-version=v1.0"
+
+
+def registry_discovery(name: str = REGISTRY) -> dict[str, Any]:
+    """The discovery answer (RegistryDiscoveryDto in azure-ai-ml's registry_discovery client)."""
+    return {
+        "registryName": name,
+        "tenantId": "72f988bf-86f1-41af-91ab-2d7cd011db47",
+        "primaryRegion": "westeurope",
+        "regions": ["westeurope", "northeurope"],
+        "subscriptionId": REG_SUB,
+        "resourceGroup": REG_RG,
+        "workspaceName": None,
+        "primaryRegionResourceProviderUri": REG_HOST,
+        "registryFqdns": {
+            "westeurope": {"primary": f"https://{name}.westeurope.api.azureml.ms"},
+            "northeurope": {"primary": f"https://{name}.northeurope.api.azureml.ms"},
+        },
+    }
+
+
+def registry_url(path: str = "", **query: str) -> str:
+    params = "&".join([f"api-version={REGISTRY_API}", *(f"{k}={v}" for k, v in query.items())])
+    return f"{REG_HOST}mferp/managementfrontend{REG_ID}/models{path}?{params}"
+
+
+def registry_model_container(name: str, latest: str) -> dict[str, Any]:
+    return {
+        "id": f"{REG_ID}/models/{name}",
+        "name": name,
+        "type": "Microsoft.MachineLearningServices/registries/models",
+        "properties": {"description": None, "tags": {}, "properties": {}, "isArchived": False, "latestVersion": latest},
+        "systemData": system_data(),
+    }
+
+
+def registry_model_version(
+    name: str, version: str, *, tags: dict[str, str], stage: str | None = None, archived: bool = False
+) -> dict[str, Any]:
+    return {
+        "id": f"{REG_ID}/models/{name}/versions/{version}",
+        "name": version,
+        "type": "Microsoft.MachineLearningServices/registries/models/versions",
+        "properties": {
+            "description": f"{name} {version}",
+            "tags": tags,
+            "properties": {"auc": "0.93"},
+            "isArchived": archived,
+            "isAnonymous": False,
+            "flavors": {},
+            "jobName": None,
+            "modelType": "mlflow_model",
+            "modelUri": f"azureml://registries/{REGISTRY}/models/{name}/versions/{version}",
+            "provisioningState": "Succeeded",
+            "stage": stage,
+        },
+        "systemData": system_data(by="sp-mlops-release", at=f"2026-08-0{version}T12:00:00Z"),
+    }

@@ -63,14 +63,17 @@ class AzureClients:
     def _common(self) -> dict[str, Any]:
         return {"transport": self.transport}
 
+    def _ml_kwargs(self) -> dict[str, Any]:
+        # Always name the cloud, the public one too: without ``cloud=`` MLClient falls back to the
+        # process-global AZUREML_CURRENT_CLOUD, which an earlier MLClient for another cloud set.
+        return {"enable_telemetry": False, "cloud": self.cloud.name, **self._common()}
+
     def ml(self, workspace: Workspace) -> MLClient:
         key = ("ml", workspace.subscription_id, workspace.resource_group, workspace.name)
         if key not in self._cache:
             from azure.ai.ml import MLClient
 
-            kwargs: dict[str, Any] = {"enable_telemetry": False, **self._common()}
-            if self.cloud is not AZURE_PUBLIC:
-                kwargs["cloud"] = self.cloud.name
+            kwargs = self._ml_kwargs()
             # MLClient forwards transport= to each of its inner generated clients (verified in the
             # feasibility study by identity check), so this one seam covers all of azure-ai-ml.
             self._cache[key] = MLClient(
@@ -80,6 +83,24 @@ class AzureClients:
                 workspace.name,
                 **kwargs,
             )
+        client: Any = self._cache[key]
+        return client  # type: ignore[no-any-return]
+
+    def registry(self, name: str) -> MLClient:
+        """An ``MLClient`` for an Azure ML registry (a top-level space shared across workspaces).
+
+        Unlike the workspace client, the constructor itself makes a request: it asks the cloud's
+        registry discovery service (``GET <discovery>/registrymanagement/v1.0/registries/<name>/
+        discovery``) for the registry's subscription, resource group and regional host, and every
+        later call goes to that host (feasibility §1a). So build it inside ``session.attempt``: a
+        registry that does not exist or is not visible fails here, as a 404 or 403.
+        """
+        key = ("registry", name)
+        if key not in self._cache:
+            from azure.ai.ml import MLClient
+
+            kwargs = self._ml_kwargs()
+            self._cache[key] = MLClient(self.credential, registry_name=name, **kwargs)
         client: Any = self._cache[key]
         return client  # type: ignore[no-any-return]
 
