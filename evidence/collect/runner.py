@@ -12,8 +12,12 @@ from evidence.collect.interface import Collector, CollectSession
 from evidence.domain import Gap, Scope, Window
 
 
-def default_collectors() -> list[Collector]:
-    """Every collector, in the order they run (and appear in the package)."""
+def default_collectors(*, log_analytics_workspace: str | None = None) -> list[Collector]:
+    """Every collector, in the order they run (and appear in the package).
+
+    ``log_analytics_workspace`` (``[azure] log_analytics_workspace``): the workspace ID that
+    receives the Activity Log, read for the part of the window older than its 90-day retention.
+    """
     from evidence.collect.activity import ActivityLogCollector
     from evidence.collect.endpoints import EndpointsCollector
     from evidence.collect.metrics import MetricsCollector
@@ -24,7 +28,7 @@ def default_collectors() -> list[Collector]:
         ModelVersionsCollector(),
         EndpointsCollector(),
         RoleAssignmentsCollector(),
-        ActivityLogCollector(),
+        ActivityLogCollector(log_analytics_workspace or None),
         MetricsCollector(),
     ]
 
