@@ -149,6 +149,110 @@ def package(**options: Any) -> None:
     _gate(result, options["fail_on"], options["strict"])
 
 
+# ------------------------------------------------------------------------------- source options
+def _source_options(command: Any) -> Any:
+    """The flags that say where evidence comes from and where it goes (shared by collect and package)."""
+    options = [
+        click.option(
+            "--config",
+            "config_path",
+            type=click.Path(dir_okay=False, path_type=Path),
+            default=None,
+            help="evidence.toml (default: ./evidence.toml if present).",
+        ),
+        click.option(
+            "--out",
+            "out_dir",
+            type=click.Path(file_okay=False, path_type=Path),
+            default=None,
+            help="Output folder (default: [output] directory, else ./out).",
+        ),
+        click.option("--subscription", multiple=True, help="Subscription ID (repeatable); overrides [scope]."),
+        click.option("--resource-group", default=None, help="Resource group; overrides [scope]."),
+        click.option("--workspace", multiple=True, help="Workspace name (repeatable); overrides [scope]."),
+        click.option("--registry", multiple=True, help="Azure ML registry name (repeatable); overrides [scope]."),
+        click.option("--organisation", default=None, help="Organisation named in the output."),
+        click.option("--window", "interval", default=None, help="ISO 8601 interval START/END (UTC)."),
+        click.option("--quarter", default=None, help="A calendar quarter, e.g. 2026Q3."),
+        click.option("--last", default=None, help="The window ending now, e.g. 30d, 12h, 2w."),
+        click.option("--cloud", default=None, help="AzureCloud, AzureUSGovernment or AzureChinaCloud."),
+        click.option("--resource-manager", default=None, help="Custom Resource Manager endpoint (Azure Stack Hub)."),
+        click.option(
+            "--credential", type=click.Choice(["default", "cli", "managed-identity", "environment"]), default=None
+        ),
+        click.option(
+            "--log-analytics-workspace",
+            default=None,
+            help="Log Analytics workspace ID receiving the Activity Log (for windows older than 90 days).",
+        ),
+        click.option(
+            "--replay",
+            "replay_dir",
+            type=click.Path(path_type=Path),
+            default=None,
+            help="Run offline from a recording instead of calling Azure.",
+        ),
+        click.option(
+            "--record",
+            "record_dir",
+            type=click.Path(file_okay=False, path_type=Path),
+            default=None,
+            help="Call Azure and save the traffic (secrets removed) as a recording in this folder.",
+        ),
+        click.option(
+            "--pseudonymize",
+            is_flag=True,
+            help="With --record: replace callers' e-mails, IPs and object IDs in the recording (for sharing).",
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+# --------------------------------------------------------------------------------------- collect
+@cli.command()
+@_source_options
+@click.option("--strict", is_flag=True, help="Exit 1 after writing the folder if any evidence is missing.")
+@click.option("--quiet", "-q", is_flag=True)
+def collect(**options: Any) -> None:
+    """Collect evidence into a folder: raw responses, records, collection.json (no checks, report or signature)."""
+    from evidence.check.gate import gate_failures
+    from evidence.collect_command import run_collect
+
+    result = run_collect(options, observer=_Progress(options["quiet"]))
+    click.echo(f"folder:  {result.folder}")
+    click.echo(f"records: {', '.join(f'{n} {kind}' for kind, n in result.records.items()) or 'none'}")
+    click.echo(f"requests: {result.requests}; gaps: {len(result.gaps)}")
+    reasons = gate_failures((), result.gaps, fail_on=None, strict=options["strict"])
+    for reason in reasons:
+        click.echo(f"evidence: gate: {reason}", err=True)
+    if reasons:
+        raise _Exit(ExitCode.FAILED)
+
+
+# -------------------------------------------------------------------------------------- cassette
+@cli.group()
+def cassette() -> None:
+    """Work with recordings made with --record."""
+
+
+@cassette.command("pseudonymize")
+@click.argument("source", metavar="IN", type=click.Path(exists=True, path_type=Path))
+@click.argument("target", metavar="OUT", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--quiet", "-q", is_flag=True)
+def cassette_pseudonymize(source: Path, target: Path, quiet: bool) -> None:
+    """Copy a recording, replacing callers' e-mails, IPs and object IDs by pseudonyms.
+
+    The same input always gets the same pseudonym, so the copy still replays. The salt comes from
+    EVIDENCE_PSEUDONYM_SALT, or is random and never written.
+    """
+    from evidence.collect_command import run_cassette_pseudonymize
+
+    for path in run_cassette_pseudonymize(source, target, observer=_Progress(quiet)):
+        click.echo(str(path))
+
+
 # ---------------------------------------------------------------------------------------- verify
 @cli.command()
 @click.argument("package_path", metavar="PACKAGE.zip", type=click.Path(path_type=Path))

@@ -35,9 +35,12 @@ import hashlib
 import hmac
 import ipaddress
 import json
+import os
 import re
-from collections.abc import Iterable
+import secrets
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from evidence.azure.cassette import Entry
@@ -198,3 +201,54 @@ def pseudonymize_cassette(cassette: Cassette, secret_salt: bytes | str) -> tuple
     pseudonymizer = Pseudonymizer(secret_salt, identity_object_ids(bodies))
     entries = tuple(pseudonymizer.entry(e) for e in cassette.entries)
     return Cassette(entries=entries, variables=dict(cassette.variables), files=cassette.files), pseudonymizer
+
+
+#: The environment variable holding the pseudonymisation salt. Set it (to the same secret) when two
+#: shared recordings must use the same pseudonyms; unset, every run draws a fresh random salt.
+SALT_ENV = "EVIDENCE_PSEUDONYM_SALT"
+
+
+def pseudonymization_salt(environ: Mapping[str, str] | None = None) -> tuple[bytes, bool]:
+    """(salt, taken from ``SALT_ENV``). Without the variable: 32 random bytes, held in memory only.
+
+    The salt is never written anywhere (recording, package, log): whoever has it can test guesses
+    ("is user-3f2a... alice@contoso.com?") against the pseudonyms.
+    """
+    value = (os.environ if environ is None else environ).get(SALT_ENV, "")
+    if value:
+        return value.encode("utf-8"), True
+    return secrets.token_bytes(32), False
+
+
+def pseudonymize_recording(source: Path, target: Path, secret_salt: bytes | str) -> list[Path]:
+    """Write a pseudonymised copy of the recording ``source`` (a file or a cassette folder) to ``target``.
+
+    The file layout is kept (one output file per input file, same relative names), and the object
+    IDs to rewrite are gathered from the whole recording first, so a principal named in one file
+    is rewritten in every other file too. Each file is written atomically.
+    """
+    from evidence.azure.recording import write_recording
+    from evidence.azure.replay import load_cassette
+    from evidence.errors import UsageError
+
+    source, target = Path(source), Path(target)
+    if target.resolve() == source.resolve() or (source.is_dir() and target.resolve().is_relative_to(source.resolve())):
+        raise UsageError(
+            f"the pseudonymised copy cannot be written to {target}, inside the original recording",
+            hint="choose an OUT folder outside IN; the original is never overwritten",
+        )
+    whole = load_cassette(source)
+    _, pseudonymizer = pseudonymize_cassette(whole, secret_salt)
+    written: list[Path] = []
+    for label in whole.files:
+        part = load_cassette(source / label if source.is_dir() else source)
+        relative = Path(label)
+        written.append(
+            write_recording(
+                [pseudonymizer.entry(e) for e in part.entries],
+                target / relative.parent,
+                relative.name,
+                part.variables,
+            )
+        )
+    return written

@@ -175,9 +175,21 @@ class RecordingTransport(HttpTransport[Any, Any]):
         directory: str | os.PathLike[str],
         name: str = "recording.json",
         variables: Mapping[str, Any] | None = None,
+        *,
+        pseudonymize_salt: bytes | None = None,
     ) -> Path:
-        """Write the recording to ``directory/name`` atomically; return the file's path."""
-        return write_recording(self.entries, directory, name, variables)
+        """Write the recording to ``directory/name`` atomically; return the file's path.
+
+        With ``pseudonymize_salt`` (``--pseudonymize``), callers' e-mails, IP addresses and object
+        IDs are replaced by salted pseudonyms before anything is written (see ``pseudonymize``).
+        """
+        entries = self.entries
+        if pseudonymize_salt is not None:
+            from evidence.azure.pseudonymize import pseudonymize_cassette
+            from evidence.azure.replay import Cassette
+
+            entries = list(pseudonymize_cassette(Cassette(entries=tuple(entries)), pseudonymize_salt)[0].entries)
+        return write_recording(entries, directory, name, variables)
 
 
 def recording_document(entries: Iterable[Entry], variables: Mapping[str, Any] | None = None) -> dict[str, Any]:

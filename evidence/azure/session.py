@@ -6,7 +6,7 @@ an ``AzureClients`` factory and the evidence tap, and cannot tell the modes apar
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from evidence.azure.clients import AZURE_PUBLIC, CLOUDS, AzureClients, Cloud
@@ -25,6 +25,8 @@ class AzureSession:
     tap: EvidenceTap
     clock: Clock
     record_dir: Path | None = None
+    #: ``--pseudonymize``: the salt for the saved recording's pseudonyms. Held here only; never written.
+    pseudonymize_salt: bytes | None = field(default=None, repr=False)
 
     def finish(self) -> None:
         """Save the recording, if this session records."""
@@ -34,7 +36,12 @@ class AzureSession:
 
         recorder = self.tap.inner
         assert isinstance(recorder, RecordingTransport)
-        recorder.save(self.record_dir, name="recording.json", variables={RECORDED_AT: isoformat(self.clock.now())})
+        recorder.save(
+            self.record_dir,
+            name="recording.json",
+            variables={RECORDED_AT: isoformat(self.clock.now())},
+            pseudonymize_salt=self.pseudonymize_salt,
+        )
 
 
 def resolve_cloud(name: str, resource_manager: str = "") -> Cloud:
@@ -79,6 +86,7 @@ def live_session(
     cloud: Cloud = AZURE_PUBLIC,
     record_dir: Path | None = None,
     clock: Clock | None = None,
+    pseudonymize_salt: bytes | None = None,
 ) -> AzureSession:
     from azure.core.pipeline.transport import RequestsTransport
 
@@ -92,4 +100,4 @@ def live_session(
         inner = RecordingTransport(inner)
     tap = EvidenceTap(inner, clock)
     clients = AzureClients(live_credential(credential_kind), tap, cloud=cloud)
-    return AzureSession("record" if record_dir else "live", clients, tap, clock, record_dir)
+    return AzureSession("record" if record_dir else "live", clients, tap, clock, record_dir, pseudonymize_salt)
