@@ -7,10 +7,12 @@ import hashlib
 import io
 import json
 import os
+import struct
 import subprocess
 import sys
 import tempfile
 import zipfile
+import zlib
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -39,6 +41,7 @@ from evidence.verify import (
     VerificationReport,
     exit_code_for,
     failed,
+    members,
     passed,
     verify_package,
 )
@@ -360,7 +363,9 @@ EXPECTED_REASONS: dict[str, list[tuple[str, str | None, str]]] = {
     "two_roots.zip": [("archive.safety", None, "more than one top-level folder: 'pkg', 'other'")],
     "not_a_zip.zip": [("archive.open", None, "not a zip archive: File is not a zip file")],
     "truncated.zip": [("archive.open", None, "truncated or damaged zip archive: File is not a zip file")],
-    "bad_crc.zip": [("payload.digest", "data/a.json", "corrupt member: Bad CRC-32 for file 'pkg/data/a.json'")],
+    "bad_crc.zip": [
+        ("payload.digest", "data/a.json", "corrupt member: bad CRC-32 (4239e483, the zip directory says bdc61b7c)")
+    ],
 }
 
 
@@ -809,6 +814,130 @@ def test_opened_package_turns_a_bad_crc_into_a_corrupt_member_error() -> None:
     with OpenedPackage.open(MALICIOUS / "bad_crc.zip") as pkg, pytest.raises(CorruptMemberError) as caught:
         pkg.read("data/a.json")
     assert caught.value.member == "data/a.json"
+
+
+# -- reading members: positioned reads, ISA-L or zlib, inflate overlapped with hashing -------------
+
+
+def raw_zip(
+    path: Path, members: Sequence[tuple[str, int, bytes, int, int]], *, local_names: Sequence[str] = ()
+) -> Path:
+    """A zip written byte by byte: ``(name, method, data as stored, crc, declared size)`` per member,
+    so a test can make the central directory say what it likes. ``local_names`` overrides the
+    name in each local header."""
+    body, central = bytearray(), bytearray()
+    for index, (name, method, data, crc, size) in enumerate(members):
+        raw = name.encode()
+        local = (local_names[index] if index < len(local_names) else name).encode()
+        offset = len(body)
+        body += struct.pack(
+            "<4sHHHHHIIIHH", b"PK\x03\x04", 20, 0x800, method, 0, 0x21, crc, len(data), size, len(local), 0
+        )
+        body += local + data
+        central += struct.pack(
+            "<4sHHHHHHIIIHHHHHII", b"PK\x01\x02", 0x314, 20, 0x800, method, 0, 0x21, crc, len(data), size, len(raw),
+            0, 0, 0, 0, 0o100644 << 16, offset,
+        )  # fmt: skip
+        central += raw
+    end = struct.pack("<4sHHHHIIH", b"PK\x05\x06", 0, 0, len(members), len(members), len(central), len(body), 0)
+    path.write_bytes(bytes(body + central + end))
+    return path
+
+
+def deflate(data: bytes) -> bytes:
+    c = zlib.compressobj(6, zlib.DEFLATED, -15)
+    return c.compress(data) + c.flush()
+
+
+BIG = b"".join(
+    b'{"n": %d, "event": "role assignment written", "by": "%032x"}\n' % (i, i * 7919) for i in range(120_000)
+)
+
+
+def test_large_and_small_members_hash_the_same_on_every_path(tmp_path: Path) -> None:
+    assert len(BIG) > members.PIPELINE_MIN  # inflated on one thread, hashed on another
+    files = {**PAYLOAD, "data/records/big.jsonl": BIG, "data/raw/stored.png": BIG[: 5 << 20]}
+    expected = {rel: (hashlib.sha256(data).hexdigest(), len(data)) for rel, data in files.items()}
+    with OpenedPackage.open(build(tmp_path, files)) as pkg:
+        for workers in (1, 2, 4):
+            assert dict(pkg.sha256_many(pkg.payload_files, workers=workers)) == expected
+        assert pkg.sha256("data/records/big.jsonl") == expected["data/records/big.jsonl"]
+        spool = io.BytesIO()
+        assert pkg.copy_to("data/raw/stored.png", spool) == 5 << 20 and spool.getvalue() == BIG[: 5 << 20]
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_corrupt_large_member_is_named_not_hung(tmp_path: Path, workers: int) -> None:
+    data = deflate(BIG)
+    broken = data[:1000] + bytes([data[1000] ^ 0xFF]) + data[1001:]
+    path = raw_zip(
+        tmp_path / "c.zip",
+        [
+            ("pkg/data/big.jsonl", zipfile.ZIP_DEFLATED, broken, zlib.crc32(BIG), len(BIG)),
+            ("pkg/data/ok.json", zipfile.ZIP_STORED, b"{}", zlib.crc32(b"{}"), 2),
+        ],
+    )
+    with OpenedPackage.open(path) as pkg:
+        found = dict(pkg.sha256_many(pkg.files, workers=workers))
+    assert isinstance(found["data/big.jsonl"], CorruptMemberError)
+    assert found["data/ok.json"] == (hashlib.sha256(b"{}").hexdigest(), 2)
+
+
+CRAFTED: dict[str, tuple[tuple[str, int, bytes, int, int], str]] = {
+    "declares fewer bytes than it inflates to": (
+        ("pkg/data/a.json", zipfile.ZIP_DEFLATED, deflate(b"x" * 5000), zlib.crc32(b"x" * 5000), 4000),
+        "inflates to more than the declared 4000 bytes",
+    ),
+    "declares more bytes than it inflates to": (
+        ("pkg/data/a.json", zipfile.ZIP_DEFLATED, deflate(b"x" * 5000), zlib.crc32(b"x" * 5000), 6000),
+        "5000 bytes, the zip directory says 6000",
+    ),
+    "bytes after the DEFLATE stream": (
+        ("pkg/data/a.json", zipfile.ZIP_DEFLATED, deflate(b"{}") + b"junk", zlib.crc32(b"{}"), 2),
+        "bytes after the end of the DEFLATE stream",
+    ),
+    "DEFLATE stream cut short": (
+        ("pkg/data/a.json", zipfile.ZIP_DEFLATED, deflate(BIG[:100_000])[:-40], zlib.crc32(BIG[:100_000]), 100_000),
+        "the DEFLATE stream does not end within the member",
+    ),
+    "stored member whose sizes disagree": (
+        ("pkg/data/a.json", zipfile.ZIP_STORED, b"{}", zlib.crc32(b"{}"), 3),
+        "stored member of 2 bytes declares 3",
+    ),
+    "garbage instead of DEFLATE": (
+        ("pkg/data/a.json", zipfile.ZIP_DEFLATED, b"\xff" * 64, 0, 10),
+        "broken DEFLATE stream: ",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CRAFTED))
+def test_member_that_contradicts_the_central_directory_is_corrupt(tmp_path: Path, case: str) -> None:
+    member, reason = CRAFTED[case]
+    with OpenedPackage.open(raw_zip(tmp_path / "c.zip", [member])) as pkg, pytest.raises(CorruptMemberError) as caught:
+        pkg.sha256("data/a.json")
+    assert caught.value.reason.startswith(reason), caught.value.reason
+
+
+def test_local_header_naming_another_file_is_corrupt(tmp_path: Path) -> None:
+    member = ("pkg/data/a.json", zipfile.ZIP_STORED, b"{}", zlib.crc32(b"{}"), 2)
+    path = raw_zip(tmp_path / "c.zip", [member], local_names=["pkg/data/b.json"])
+    report = verify_package(path)
+    assert ("bagit.declaration", "bagit.txt", "bagit.txt is missing: not a BagIt bag") in problems(report)
+    with OpenedPackage.open(path) as pkg, pytest.raises(CorruptMemberError, match="local header names"):
+        pkg.read("data/a.json")
+
+
+def test_verify_falls_back_to_zlib_without_isal(package: Path) -> None:
+    code = (
+        "import sys\n"
+        "sys.modules['isal'] = None  # as if isal were not installed\n"
+        "from evidence.verify import verify_package\n"
+        "from evidence.verify.members import INFLATER\n"
+        "print(INFLATER, verify_package(sys.argv[1]).passed)\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code, str(package)], capture_output=True, text=True, check=True)
+    assert run.stdout.split() == ["zlib", "True"]
 
 
 def test_importing_verify_does_not_import_azure() -> None:

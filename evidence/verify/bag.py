@@ -57,13 +57,12 @@ def check_bag(pkg: OpenedPackage) -> list[CheckResult]:
     digests: dict[str, str] = {}
     digest_results: list[CheckResult] = []
     total = 0
-    for rel in pkg.payload_files:
-        try:
-            digest, size = pkg.sha256(rel)
-        except CorruptMemberError as exc:
-            digest_results.append(failed("payload.digest", f"corrupt member: {exc.reason}", rel))
+    for rel, outcome in pkg.sha256_many(pkg.payload_files):
+        if isinstance(outcome, CorruptMemberError):
+            digest_results.append(failed("payload.digest", f"corrupt member: {outcome.reason}", rel))
             total += pkg.size(rel)
             continue
+        digest, size = outcome
         total += size
         digests[rel] = digest
     results.append(_check_oxum(info, total, len(pkg.payload_files)))

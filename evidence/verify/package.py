@@ -3,15 +3,17 @@
 Parse, don't validate: if an ``OpenedPackage`` exists, its zip has exactly one top-level folder
 and every member passed :func:`evidence.verify.archive_safety.check_archive`. Code that holds one
 (the BagIt checks, the signature checker, ``--rebuild``) addresses members by their path inside the
-bag (``data/records/x.jsonl``), streams them, and never touches the disk.
+bag (``data/records/x.jsonl``), streams them (through :mod:`evidence.verify.members`: positioned
+reads, several members hashed at once), and never touches the disk.
 """
 
 from __future__ import annotations
 
-import hashlib
 import zipfile
 import zlib
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
 from typing import IO
@@ -19,8 +21,7 @@ from typing import IO
 from evidence.bundle import layout
 from evidence.errors import EvidenceError, ExitCode, VerificationError
 from evidence.verify.archive_safety import DEFAULT_LIMITS, ArchiveProblem, Limits, check_archive
-
-CHUNK = 1 << 20
+from evidence.verify.members import MemberError, MemberReader, default_workers
 
 # What zipfile and zlib raise on a damaged archive or member (a bad CRC, a truncated stream,
 # garbage where a header should be). None of these may escape as a traceback.
@@ -65,6 +66,8 @@ class OpenedPackage:
         self.root = root
         self.limits = limits
         self._zf = zf
+        # Members are read through the file zipfile was given (positioned reads, no reopening).
+        self._reader = MemberReader(fp if fp is not None else zf.fp)  # type: ignore[arg-type]
         prefix = root + "/"
         self._infos: dict[str, zipfile.ZipInfo] = {
             info.orig_filename[len(prefix) :]: info for info in zf.infolist() if not info.is_dir()
@@ -141,10 +144,52 @@ class OpenedPackage:
         return b"".join(chunks)
 
     def sha256(self, relpath: str) -> tuple[str, int]:
-        """SHA-256 hex digest and length of a member, streamed in 1 MiB chunks."""
-        h = hashlib.sha256()
-        size = self._stream(relpath, h.update)
-        return h.hexdigest(), size
+        """SHA-256 hex digest and length of a member, streamed in chunks of at most 1 MiB."""
+        info = self._info(relpath)
+        try:
+            return self._reader.sha256(info)
+        except _READ_ERRORS as exc:
+            raise _corrupt(relpath, exc) from exc
+
+    def sha256_many(
+        self, relpaths: Iterable[str], *, workers: int | None = None
+    ) -> Iterator[tuple[str, tuple[str, int] | CorruptMemberError]]:
+        """``(relpath, (digest, length))`` for each member, in the order given, or the member's
+        :class:`CorruptMemberError` in place of the digest.
+
+        Hashes up to ``workers`` members at once (default: the usable CPUs, at most 4), and
+        inflates a large member on one thread while another hashes it; at most ``2 * workers``
+        members are in flight, so memory stays bounded whatever the package holds.
+        """
+        n = default_workers() if workers is None else max(1, workers)
+        if n == 1:
+            for rel in relpaths:
+                try:
+                    yield rel, self.sha256(rel)
+                except CorruptMemberError as exc:
+                    yield rel, exc
+            return
+
+        def one(rel: str, helper: ThreadPoolExecutor) -> tuple[str, int] | CorruptMemberError:
+            try:
+                return self._reader.sha256(self._info(rel), helper=helper)
+            except _READ_ERRORS as exc:
+                return _corrupt(rel, exc)
+
+        with (
+            ThreadPoolExecutor(n, thread_name_prefix="verify-inflate") as pool,
+            ThreadPoolExecutor(n, thread_name_prefix="verify-sha256") as helper,
+        ):
+            window: deque[tuple[str, Future[tuple[str, int] | CorruptMemberError]]] = deque()
+            for rel in relpaths:
+                self._info(rel)  # a KeyError for an unknown member, here and not in a thread
+                window.append((rel, pool.submit(one, rel, helper)))
+                if len(window) >= 2 * n:
+                    done, future = window.popleft()
+                    yield done, future.result()
+            while window:
+                done, future = window.popleft()
+                yield done, future.result()
 
     def copy_to(self, relpath: str, out: IO[bytes]) -> int:
         """Stream a member into ``out`` (e.g. a temporary file a library needs to seek in)."""
@@ -152,20 +197,10 @@ class OpenedPackage:
 
     def _stream(self, relpath: str, sink: Callable[[bytes], object]) -> int:
         info = self._info(relpath)
-        size = 0
         try:
-            with self._zf.open(info) as f:
-                while chunk := f.read(CHUNK):
-                    sink(chunk)
-                    size += len(chunk)
-        except _CORRUPT as exc:
-            raise CorruptMemberError(relpath, str(exc) or type(exc).__name__) from exc
-        except OSError as exc:
-            raise CorruptMemberError(relpath, f"read error: {exc}") from exc
-        if size != info.file_size:
-            # zipfile stops at the declared size but not before it: a short stream ends early.
-            raise CorruptMemberError(relpath, f"{size} bytes, the zip directory says {info.file_size}")
-        return size
+            return self._reader.stream(info, sink)
+        except _READ_ERRORS as exc:
+            raise _corrupt(relpath, exc) from exc
 
     def _info(self, relpath: str) -> zipfile.ZipInfo:
         try:
@@ -187,6 +222,15 @@ class OpenedPackage:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+
+_READ_ERRORS = (MemberError, OSError)
+
+
+def _corrupt(relpath: str, exc: BaseException) -> CorruptMemberError:
+    if isinstance(exc, OSError):
+        return CorruptMemberError(relpath, f"read error: {exc.strerror or exc}")
+    return CorruptMemberError(relpath, str(exc))
 
 
 def _not_a_zip_reason(path: Path, exc: BaseException) -> str:
