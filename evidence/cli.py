@@ -137,6 +137,27 @@ def demo(out_dir: Path, fail_on: str | None, strict: bool, quiet: bool) -> None:
     help="Signer's X.509 certificate (PEM); overrides [signing] certificate.",
 )
 @click.option("--unsigned", is_flag=True, help="Build the package without signatures (verification will say so).")
+@click.option(
+    "--waivers",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Waivers file (TOML); overrides [policy] waivers. Copied into the package.",
+)
+@click.option("--model", default=None, help="--kind release: the released model's name.")
+@click.option("--version", default=None, help="--kind release: the released model version.")
+@click.option("--since", default=None, help="--kind release: window start (default: the version's registration).")
+@click.option(
+    "--previous",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="--kind access-review: the previous review's PACKAGE.zip, to show what was added and removed.",
+)
+@click.option(
+    "--decisions",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="--kind access-review: the completed reviewer decisions CSV (from the template).",
+)
 @click.option("--fail-on", type=click.Choice(SEVERITIES), default=None)
 @click.option("--strict", is_flag=True)
 @click.option("--quiet", "-q", is_flag=True)

@@ -8,7 +8,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from evidence.config import Config, WindowConfig, load_config
+from evidence.domain import Scope, Window
 from evidence.errors import UsageError
+from evidence.inputs import attachments
 from evidence.pipeline import Observer, PackageRequest, PackageResult, build_package
 
 if TYPE_CHECKING:
@@ -88,8 +90,13 @@ def run_package(options: dict[str, Any], *, observer: Observer | None = None) ->
     config = resolve_config(options)
     if options.get("replay_dir") and options.get("record_dir"):
         raise UsageError("--replay and --record cannot be used together", hint="record first, then replay")
+    kind = options.get("kind") or "audit"
+    check_kind_options(kind, options)
     scope = config.scope.to_scope()
     signer = None if options.get("unsigned") else load_signer(config)
+    # Files the person handed us are read and checked before anything is collected.
+    waivers = options.get("waivers") or (Path(config.policy.waivers) if config.policy.waivers else None)
+    attached = attachments(waivers=waivers, decisions=options.get("decisions"), previous=options.get("previous"))
     cloud = resolve_cloud(config.azure.cloud, config.azure.resource_manager)
     if options.get("replay_dir"):
         session = replay_session(Path(options["replay_dir"]), cloud=cloud)
@@ -99,17 +106,23 @@ def run_package(options: dict[str, Any], *, observer: Observer | None = None) ->
             cloud=cloud,
             record_dir=options.get("record_dir"),
         )
-    window = config.window.resolve(session.clock.now())
-    request = PackageRequest(
-        scope=scope,
-        window=window,
-        out_dir=Path(config.output.directory),
-        kind=options.get("kind") or "audit",
-        mode=session.mode,
-        policy=config.policy,
-        page_size=config.output.page_size,
-    )
     try:
+        if kind == "release":
+            window = release_window(session, scope, options)
+        else:
+            window = config.window.resolve(session.clock.now())
+        request = PackageRequest(
+            scope=scope,
+            window=window,
+            out_dir=Path(config.output.directory),
+            kind=kind,
+            mode=session.mode,
+            policy=config.policy,
+            page_size=config.output.page_size,
+            release_model=options.get("model") if kind == "release" else None,
+            release_version=options.get("version") if kind == "release" else None,
+            attachments=attached,
+        )
         return build_package(
             request,
             clients=session.clients,
@@ -122,6 +135,45 @@ def run_package(options: dict[str, Any], *, observer: Observer | None = None) ->
         )
     finally:
         session.finish()
+
+
+#: Flags that only mean something for one kind of package.
+KIND_OPTIONS = {
+    "model": "release",
+    "version": "release",
+    "since": "release",
+    "previous": "access-review",
+    "decisions": "access-review",
+}
+
+
+def check_kind_options(kind: str, options: dict[str, Any]) -> None:
+    """Refuse flags that belong to another kind, and a release without its model and version."""
+    for name, owner in KIND_OPTIONS.items():
+        if options.get(name) and kind != owner:
+            raise UsageError(f"--{name} is for --kind {owner}", hint=f"this is a --kind {kind} package")
+    if kind == "release":
+        if not options.get("model") or not options.get("version"):
+            raise UsageError("--kind release needs --model NAME and --version V")
+        given = [f"--{k}" for k in ("interval", "quarter", "last") if options.get(k)]
+        if given:
+            raise UsageError(
+                f"{given[0].replace('--interval', '--window')} cannot be used with --kind release",
+                hint="a release window runs from the version's registration (or --since TIMESTAMP) to now",
+            )
+
+
+def release_window(session: Any, scope: Scope, options: dict[str, Any]) -> Window:
+    """From the version's registration (or --since) to now; the clock is the recording's in a replay."""
+    from evidence.collect.release import registered_at
+    from evidence.window import checked, parse_instant
+
+    now = session.clock.now()
+    if options.get("since"):
+        start = parse_instant(options["since"], "--since")
+    else:
+        start = registered_at(session.clients, session.tap, scope, options["model"], options["version"])
+    return checked(start, now, now)
 
 
 def run_keygen(out_dir: Path, key_type: str, common_name: str) -> tuple[Path, Path, str]:

@@ -271,4 +271,7 @@ def load_config(path: Path) -> Config:
         signing = replace(signing, key=str(base / signing.key))
     if signing.certificate and not Path(signing.certificate).is_absolute():
         signing = replace(signing, certificate=str(base / signing.certificate))
-    return replace(config, signing=signing)
+    policy = config.policy
+    if policy.waivers and not Path(policy.waivers).is_absolute():
+        policy = replace(policy, waivers=str(base / policy.waivers))
+    return replace(config, signing=signing, policy=policy)

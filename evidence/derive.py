@@ -468,8 +468,53 @@ def _record_files(records: Mapping[str, Sequence[Record]]) -> dict[str, bytes]:
 
 
 def _access_review(request: Request, records: dict[str, list[Record]], files: dict[str, bytes]) -> dict[str, Any]:
-    """Placeholder until the access review is wired in (issue #4 step 4)."""
-    return {}
+    """The frozen population, the quarter's changes, the diff and the decisions, as records and a sheet.
+
+    Adds ``access_review_*`` record kinds (written under data/records/ like the others) and the
+    reviewer sheet template; returns what the report shows. A recorded decisions sheet that does
+    not match the population raises the access review's one-line UsageError.
+    """
+    from evidence.check.access_review import (
+        decisions_template,
+        diff_population,
+        load_decisions,
+        review_changes,
+        review_population,
+    )
+
+    population = review_population(records)
+    changes = review_changes(records, request.window)
+    records["access_review_population"] = population
+    records["access_review_changes"] = changes
+    files[DECISIONS_TEMPLATE] = decisions_template(population).encode("utf-8")
+    review: dict[str, Any] = {
+        "population": population,
+        "changes": changes,
+        "previous": dict(request.attachments.previous) if request.attachments.previous else None,
+        "diff": None,
+        "decisions": None,
+        "pending_removals": None,
+    }
+    previous_rows = request.attachments.previous_population
+    if previous_rows is not None:
+        try:
+            previous = [json.loads(line) for line in previous_rows.decode("utf-8").splitlines() if line.strip()]
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise DerivationError(f"{PREVIOUS_INPUT} is malformed: {exc}") from None
+        diff = diff_population(records.get("role_assignments", []), previous)
+        records["access_review_added"] = diff["added"]
+        records["access_review_removed"] = diff["removed"]
+        review["diff"] = diff
+    if request.attachments.decisions is not None:
+        try:
+            text = request.attachments.decisions.decode("utf-8-sig")  # a BOM, as spreadsheets save it
+        except UnicodeDecodeError as exc:
+            raise DerivationError(f"{DECISIONS_INPUT} is not UTF-8: {exc}") from None
+        decisions = load_decisions(text, population, source="decisions file")
+        records["access_review_decisions"] = [dict(row) for row in decisions.rows]
+        review["decisions"] = [dict(row) for row in decisions.rows]
+        review["pending_removals"] = list(decisions.pending_removals)
+    return review
 
 
 def _evidence_files(reader: BagReader, derived: Mapping[str, bytes]) -> tuple[tuple[str, str], ...]:
@@ -521,4 +566,5 @@ def _report_input(
         requests=[p.to_json() for p in collected.requests],
         redactions=[r.to_json() for r in collected.redactions],
         evidence_files=list(evidence_files),
+        review=review,
     )

@@ -27,6 +27,11 @@ def _instant(text: str, what: str) -> datetime:
         ) from None
 
 
+def parse_instant(text: str, what: str) -> datetime:
+    """One instant (a date, or a date-time in UTC unless an offset is given), e.g. ``--since``."""
+    return _instant(text, what)
+
+
 def checked(start: datetime, end: datetime, now: datetime) -> Window:
     if end <= start:
         raise UsageError(

@@ -46,7 +46,7 @@ from evidence.check.runner import ControlResult
 from evidence.errors import ConfigError
 
 FIELDS = ("control", "subject", "reason", "owner", "approver", "ticket", "expiry")
-WAIVERS_FILE = "data/waivers.toml"  # where the pipeline may copy the file into the package
+WAIVERS_FILE = "data/inputs/waivers.toml"  # where the pipeline copies the file into the package
 
 
 @dataclass(frozen=True)

@@ -270,6 +270,8 @@ class ContextBuilder:
                     {"file": str(e.get("file", "")), "pointer": str(e.get("pointer", ""))}
                     for e in f.get("evidence", ()) or ()
                 ],
+                # An accepted exception keeps its fail status; the report says who accepted it, until when.
+                "waiver": dict(f["waiver"]) if f.get("waiver") else None,
             }
             for f in ordered
         ]
@@ -450,6 +452,40 @@ class ContextBuilder:
         ]
         csv, digest = self._csv("activity_events")
         return Table("activity_events", display[: EVENT_CAP[self.media]], len(display), csv, digest, rows is not None)
+
+    def access_review(self) -> dict[str, Any] | None:
+        """The frozen population, the changes, the diff and the decisions of an access review."""
+        review = self.report.review
+        if review is None:
+            return None
+        cap = EVENT_CAP[self.media]
+
+        def table(kind: str, rows: Sequence[Mapping[str, Any]] | None, limit: int) -> Table | None:
+            if rows is None:
+                return None
+            display = [
+                {
+                    **r,
+                    "workspace_name": short_name(r.get("workspace_id")) if r.get("workspace_id") else "",
+                    "flagged": any(_lower(r.get(k)) in self.flagged for k in ("assignment", "assignment_id")),
+                }
+                for r in rows
+            ]
+            return self._table(kind, rows, display, limit)
+
+        diff = review.get("diff")
+        pending = list(review.get("pending_removals") or ())
+        return {
+            "population": table("access_review_population", review.get("population"), self.cap),
+            "changes": table("access_review_changes", review.get("changes"), cap),
+            "previous": review.get("previous"),
+            "added": table("access_review_added", diff["added"], self.cap) if diff else None,
+            "removed": table("access_review_removed", diff["removed"], self.cap) if diff else None,
+            "decisions": table("access_review_decisions", review.get("decisions"), self.cap),
+            "pending_removals": pending,
+            "template": "data/review/decisions_template.csv",
+            "template_sha256": self.digests.get("data/review/decisions_template.csv"),
+        }
 
     def privileged_count(self) -> int:
         return sum(1 for r in self._rows("role_assignments") or () if is_privileged(r.get("role_name")))
@@ -659,6 +695,7 @@ class ContextBuilder:
             "role_assignments": self.role_assignments(),
             "privileged_count": self.privileged_count(),
             "access_changes": self.access_changes(),
+            "access_review": self.access_review(),
             "activity": self.activity(),
             "metrics": self.metrics(),
             "provenance": self.provenance(),

@@ -51,6 +51,10 @@ class ReportInput:
     requests: Sequence[Mapping[str, Any]] = field(default=())
     redactions: Sequence[Mapping[str, Any]] = field(default=())
     evidence_files: Sequence[tuple[str, str]] = field(default=())  # (path in package, sha256 hex)
+    # Access review only: {"population", "changes": [...], "previous": {"package", "package_id",
+    # "sha256"} | None, "diff": {"added", "removed"} | None, "decisions": [...] | None,
+    # "pending_removals": [assignment IDs] | None} (see evidence.derive._access_review)
+    review: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in REPORT_KINDS:

@@ -1,0 +1,149 @@
+"""``evidence package`` end to end over the Contoso recording: waivers, release and access review.
+
+Every test goes through ``main([...])`` (the CLI itself) and the real SDK pipelines replaying the
+bundled cassette, then reads the package back with the verifier's safe reader.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from evidence.cli import main
+from evidence.resources import bundled
+from evidence.verify import OpenedPackage
+
+SAMPLE = bundled("samples") / "contoso"
+WS = (
+    "/subscriptions/89baca1f-d4bd-5f8d-8a98-1ad174a67ed2/resourceGroups/rg-ml-prod"
+    "/providers/Microsoft.MachineLearningServices/workspaces"
+)
+FRAUD_V3 = f"{WS}/mlw-fraud-prod/models/fraud-detector/versions/3"
+
+
+def package(out: Path, *extra: str) -> int:
+    return main(
+        [
+            "package",
+            "--config",
+            str(SAMPLE / "evidence.toml"),
+            "--replay",
+            str(SAMPLE / "cassette"),
+            "--unsigned",
+            "--out",
+            str(out),
+            "--quiet",
+            *extra,
+        ]
+    )
+
+
+def read(zip_path: Path, rel: str) -> bytes:
+    with OpenedPackage.open(zip_path) as pkg:
+        return pkg.read(rel, max_bytes=1 << 30)
+
+
+def members(zip_path: Path) -> tuple[str, ...]:
+    with OpenedPackage.open(zip_path) as pkg:
+        return pkg.files
+
+
+def findings(zip_path: Path) -> dict[str, Any]:
+    return dict(json.loads(read(zip_path, "data/findings.json")))
+
+
+WAIVERS = f"""
+[[waiver]]
+control = "EV-01"
+subject = "{FRAUD_V3}"
+reason = "Approved in the change board minutes; tags added in the next release"
+owner = "alice@contoso.com"
+approver = "carol@contoso.com"
+ticket = "CHG-1042"
+expiry = 2026-12-31
+
+[[waiver]]
+control = "EV-08"
+subject = "/subscriptions/x/roleAssignments/old"
+reason = "Break-glass account"
+owner = "bob@contoso.com"
+approver = "carol@contoso.com"
+ticket = "CHG-0999"
+expiry = 2026-06-30
+"""
+
+
+# ------------------------------------------------------------------------------------------ waivers
+def test_waivers_flag_applies_reports_expired_and_is_kept(tmp_path: Path) -> None:
+    waivers = tmp_path / "waivers.toml"
+    waivers.write_text(WAIVERS, encoding="utf-8")
+    out = tmp_path / "out"
+    assert package(out, "--waivers", str(waivers)) == 0
+    (zip_path,) = out.glob("*.zip")
+    assert read(zip_path, "data/inputs/waivers.toml") == waivers.read_bytes()
+    doc = findings(zip_path)
+    assert doc["summary"]["waived"] == 1
+    by_id = {c["id"]: c for c in doc["controls"]}
+    (waived,) = [f for f in by_id["EV-01"]["findings"] if f["waiver"]]
+    assert waived["status"] == "fail" and waived["subject"] == FRAUD_V3  # kept visible, not a pass
+    register = by_id["EV-W1"]
+    assert register["status"] == "fail"
+    messages = [f["message"] for f in register["findings"]]
+    assert any("CHG-0999" in m and "expired on 2026-06-30" in m for m in messages)
+    assert any("CHG-1042" in m and "applied" in m for m in messages)
+    rows = list(csv.DictReader(io.StringIO(read(zip_path, "data/findings.csv").decode())))
+    assert [r["waiver_ticket"] for r in rows if r["waiver_ticket"]] == ["CHG-1042"]
+    html = read(zip_path, "data/report/report.html").decode()
+    assert "Waived" in html and "CHG-1042" in html and "EV-W1" in html
+
+
+def test_waivers_from_the_config_file_relative_to_it(tmp_path: Path) -> None:
+    (tmp_path / "waivers.toml").write_text(WAIVERS, encoding="utf-8")
+    config = (SAMPLE / "evidence.toml").read_text(encoding="utf-8")
+    config = config.replace("[window]", '[policy]\nwaivers = "waivers.toml"\n\n[window]', 1)
+    if "[policy]\n" in config.split("[policy]\n", 1)[1]:
+        pytest.skip("sample config already has a [policy]; covered by the flag test")
+    (tmp_path / "evidence.toml").write_text(config, encoding="utf-8")
+    out = tmp_path / "out"
+    code = main(
+        [
+            "package",
+            "--config",
+            str(tmp_path / "evidence.toml"),
+            "--replay",
+            str(SAMPLE / "cassette"),
+            "--unsigned",
+            "--out",
+            str(out),
+            "-q",
+        ]
+    )
+    assert code == 0
+    (zip_path,) = out.glob("*.zip")
+    assert findings(zip_path)["summary"]["waived"] == 1
+
+
+def test_a_broken_waivers_file_is_a_usage_error_before_collecting(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "waivers.toml"
+    bad.write_text('[[waiver]]\ncontrol = "EV-01"\n', encoding="utf-8")
+    assert package(tmp_path / "out", "--waivers", str(bad)) == 2
+    err = capsys.readouterr().err
+    assert "missing" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").glob("*.zip"))
+    assert package(tmp_path / "out", "--waivers", str(tmp_path / "nope.toml")) == 2
+
+
+def test_findings_csv_is_in_every_package(tmp_path: Path) -> None:
+    assert package(tmp_path) == 0
+    (zip_path,) = tmp_path.glob("*.zip")
+    rows = list(csv.DictReader(io.StringIO(read(zip_path, "data/findings.csv").decode())))
+    doc = findings(zip_path)
+    assert len(rows) == sum(len(c["findings"]) for c in doc["controls"])
+    assert "EV-W1" not in {c["id"] for c in doc["controls"]}  # no waivers, no register
