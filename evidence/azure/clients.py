@@ -10,6 +10,7 @@ SDK imports happen inside the methods: ``azure.ai.ml`` alone takes over a second
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -66,7 +67,27 @@ class AzureClients:
     def _ml_kwargs(self) -> dict[str, Any]:
         # Always name the cloud, the public one too: without ``cloud=`` MLClient falls back to the
         # process-global AZUREML_CURRENT_CLOUD, which an earlier MLClient for another cloud set.
-        return {"enable_telemetry": False, "cloud": self.cloud.name, **self._common()}
+        kwargs: dict[str, Any] = {"enable_telemetry": False, **self._common()}
+        if CLOUDS.get(self.cloud.name) == self.cloud:
+            kwargs["cloud"] = self.cloud.name
+            return kwargs
+        # A custom Resource Manager (Azure Stack Hub). azure-ai-ml knows only the three clouds above;
+        # for any other name it fetches ARM's cloud metadata with an HTTP client of its own, outside
+        # this transport (a network call even in a replay). Registering the cloud avoids that. The
+        # name is derived from the endpoint because MLClient silently ignores a second registration
+        # of a name with other endpoints. Every ML endpoint points at this Resource Manager: Azure ML
+        # has no other known host there, and a call must fail there rather than reach public Azure.
+        manager = self.cloud.resource_manager
+        kwargs["cloud"] = "evidence-" + hashlib.sha256(manager.encode("utf-8")).hexdigest()[:16]
+        kwargs["cloud_metadata"] = {
+            "azure_portal": manager,
+            "resource_manager": manager,
+            "active_directory": manager,
+            "aml_resource_id": manager,
+            "storage_endpoint": "",
+            "registry_discovery_endpoint": manager,
+        }
+        return kwargs
 
     def ml(self, workspace: Workspace) -> MLClient:
         key = ("ml", workspace.subscription_id, workspace.resource_group, workspace.name)
