@@ -118,6 +118,10 @@ class LimiterStats:
         return None
 
 
+#: The shortest pause before retrying a token bucket.
+MIN_WAIT_SECONDS = 0.001
+
+
 class _Bucket:
     """One token bucket. Callers hold the limiter's lock."""
 
@@ -146,7 +150,9 @@ class _Bucket:
             self.in_flight += 1
             self.requests += 1
             return 0.0
-        return (1.0 - self.tokens) / self.limits.refill_per_second
+        # Never less than a millisecond: a wait of 1e-17 s added to a clock of 10 s is lost to float
+        # rounding, the bucket never refills, and the caller spins forever (seen on a virtual clock).
+        return max(MIN_WAIT_SECONDS, (1.0 - self.tokens) / self.limits.refill_per_second)
 
     def observe_remaining(self, remaining: int) -> None:
         # The header counts what the service had left when it answered; requests of ours still in
