@@ -25,12 +25,13 @@ import pytest
 from pypdf import PdfReader
 
 from evidence.render import RenderError, ReportInput, charts, render_html, render_pdf
-from evidence.render.context import ROW_CAP, build_context, model_ref, scope_label
+from evidence.render.context import ROW_CAP, build_context, model_ref, pointer_label, scope_label
 from evidence.render.fetcher import AllowListFetcher, bundled_resources, report_fetcher
 from evidence.render.html import render_document
 from evidence.render.pdf import source_date_epoch
 from evidence.render.sample import EP, WS, sample_report
 from evidence.render.templates import template_dirs
+from evidence.sign.package_signature import verify_instructions
 
 GOLDEN = Path(__file__).parent / "golden" / "report.html"
 
@@ -120,7 +121,8 @@ def test_html_is_self_contained_and_deterministic(sample: ReportInput) -> None:
     # No attribute points anywhere but an in-page anchor (the XSS sample's URL is escaped text).
     assert not re.search(r"""<[^<>]*\s(?:src|href|action|data)\s*=\s*(?!["']?#)""", html)
     assert set(re.findall(r'xmlns="([^"]+)"', html)) == {"http://www.w3.org/2000/svg"}
-    assert html.count("<svg") == 3  # serving timeline + 2 metric series
+    # serving timeline + requests and 5xx share for blue (from its RequestsPerMinute) + endpoint P99
+    assert html.count("<svg") == 4
 
 
 def test_html_shows_sections_in_auditor_order(sample: ReportInput) -> None:
@@ -410,3 +412,161 @@ def test_weasyprint_logs_nothing_for_our_templates(caplog: pytest.LogCaptureFixt
     with caplog.at_level("WARNING", logger="weasyprint"):
         render_pdf(empty_report())
     assert [r.getMessage() for r in caplog.records if r.name.startswith("weasyprint")] == []
+
+
+# -- audit of issue #5: what the report shows ------------------------------------------------------
+def test_serving_timeline_unknown_share_and_model_are_not_drawn_as_zero() -> None:
+    svg = charts.timeline_chart(
+        [
+            charts.Bar("ep/blue", "2025-03-01T00:00:00Z", "2025-03-02T00:00:00Z", "", None),
+            charts.Bar("ep/blue", "2025-03-02T00:00:00Z", None, "credit-score:3", 90.0),
+        ],
+        title="t",
+        start="2025-03-01T00:00:00Z",
+        end="2025-04-01T00:00:00Z",
+    )
+    assert "model ? share ?" not in svg  # one day of 31 is ~12 px: too narrow for any label
+    assert " 0%" not in svg and "credit-score:3 90%" in svg
+    assert 'fill="#8a8f99"' in svg  # the unknown segment is grey
+
+
+def test_timeline_labels_are_cut_to_their_bar() -> None:
+    long = "a-model-with-a-very-long-name:12"
+    svg = charts.timeline_chart(
+        [
+            charts.Bar("ep/blue", "2025-03-01T00:00:00Z", "2025-03-05T00:00:00Z", long, 10.0),
+            charts.Bar("ep/blue", "2025-03-05T00:00:00Z", None, "m:2", 90.0),
+        ],
+        title="t",
+        start="2025-03-01T00:00:00Z",
+        end="2025-04-01T00:00:00Z",
+    )
+    assert long not in svg and "…" in svg  # cut with an ellipsis, never printed over the next bar
+    assert "m:2 90%" in svg
+
+
+def _metric(deployment: str, metric: str, value: float, status: str | None = None) -> dict[str, Any]:
+    dims = {"deployment": deployment, **({"statusCodeClass": status} if status else {})}
+    return {
+        "resource_id": EP,
+        "metric": metric,
+        "aggregation": "Average",
+        "unit": "Count",
+        "interval": "PT1H",
+        "dimensions": dims,
+        "points": [{"timestamp": f"2025-03-{d:02d}T00:00:00Z", "value": value} for d in range(1, 11)],
+    }
+
+
+def test_metrics_chart_requests_5xx_share_and_p99_per_deployment_first(sample: ReportInput) -> None:
+    rows = [
+        _metric("blue", "RequestsPerMinute", 90.0, "2xx"),
+        _metric("blue", "RequestsPerMinute", 10.0, "5xx"),
+        _metric("blue", "RequestLatency_P99", 120.0),
+        {**_metric("blue", "CpuUtilizationPercentage", 40.0), "resource_id": f"{EP}/deployments/blue"},
+    ]
+    ctx = build_context(dataclasses.replace(sample, records={**sample.records, "metrics": rows}), "print")
+    titles = [c["title"] for c in ctx["metrics"]["charts"]]
+    assert titles[:3] == [
+        "credit-score/blue: requests per minute",
+        "credit-score/blue: 5xx share of requests",
+        "credit-score/blue: P99 latency",
+    ]
+    assert [c["group"] for c in ctx["metrics"]["charts"]] == ["service"] * 3 + ["other"]
+    share = ctx["metrics"]["charts"][1]["svg"]
+    assert ">10</text>" in share  # 10 of 100 requests per minute: the axis tops out at 10 %
+    requests = ctx["metrics"]["charts"][0]["svg"]
+    assert ">100</text>" in requests  # the status classes are summed
+    assert ctx["metrics"]["series_total"] == 4
+
+
+def test_5xx_share_without_a_status_class_split_is_unknown_not_zero(sample: ReportInput) -> None:
+    rows = [_metric("blue", "RequestsPerMinute", 90.0)]
+    ctx = build_context(dataclasses.replace(sample, records={**sample.records, "metrics": rows}), "print")
+    share = next(c for c in ctx["metrics"]["charts"] if "5xx" in c["title"])
+    assert share["points"] == 0 and "no data points in the window" in share["svg"]
+
+
+def test_role_assignments_name_the_workspace_an_inherited_assignment_reaches(sample: ReportInput) -> None:
+    base = {
+        "assignment_id": "/subscriptions/s/providers/Microsoft.Authorization/roleAssignments/ra-1",
+        "principal_id": "p-1",
+        "principal_type": "Group",
+        "role_name": "Owner",
+        "scope": "/subscriptions/s",
+        "inherited": True,
+    }
+    rows = [{**base, "workspace_id": f"{WS}-a"}, {**base, "workspace_id": f"{WS}-b"}]
+    html = render_html(dataclasses.replace(sample, records={**sample.records, "role_assignments": rows}))
+    roles = html[html.index('id="inv-roles"') : html.index('id="inv-access-changes"')]
+    assert "mlw-contoso-prod-a" in roles and "mlw-contoso-prod-b" in roles
+    assert roles.count("(inherited)") == 2
+
+
+def test_evidence_pointers_are_shortened_for_the_table() -> None:
+    arm = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.ML/workspaces/w/models/m/versions/3"
+    assert pointer_label(f"asset_id={arm}", arm) == "asset_id = subject"
+    assert pointer_label(f"deployment_id={arm}", "other") == "deployment_id=…/models/m/versions/3"
+    assert pointer_label("/controls/0", "x") == "/controls/0"
+
+
+def test_verify_steps_are_the_commands_of_verify_txt(sample: ReportInput) -> None:
+    signer = {**dict(sample.signer or {}), "algorithm": "ed25519"}
+    html = render_html(dataclasses.replace(sample, signer=signer))
+    appendix = html[html.index('id="app-verify"') :]
+    verify_txt = verify_instructions("PACKAGE", str(signer["fingerprint"]), algorithm="ed25519")
+    commands = [
+        line.replace("&lt;", "<").replace("&#34;", '"')
+        for block in re.findall(r'<pre class="commands">(.*?)</pre>', appendix, re.S)
+        for line in block.splitlines()
+    ]
+    assert "evidence verify PACKAGE.zip --trust SIGNER_CERT_OR_KEY" in appendix
+    package_id_and_fingerprint = {
+        "grep -v '  data/report/' manifest-sha256.txt | sha256sum",
+        'cut -d" " -f3- signature/allowed_signers | ssh-keygen -l -f -',
+    }
+    for command in commands:
+        if command.replace("&#39;", "'") in package_id_and_fingerprint:
+            continue
+        assert command in verify_txt, command
+    assert any(c.startswith("openssl pkeyutl -verify") for c in commands)  # the Ed25519 form
+    assert any(c.startswith("ssh-keygen -Y verify") and "-I evidence-signer -n evidence-package" in c for c in commands)
+
+
+def test_unsigned_report_has_no_signature_steps(sample: ReportInput) -> None:
+    html = render_html(dataclasses.replace(sample, signer=None))
+    appendix = html[html.index('id="app-verify"') :]
+    assert "This package is unsigned" in appendix and "ssh-keygen" not in appendix
+
+
+def test_window_coverage_flags_a_window_older_than_retention(sample: ReportInput) -> None:
+    old = dataclasses.replace(sample, window={"start": "2024-10-01T00:00:00Z", "end": sample.window["end"]})
+    rows = {c["source"]: c for c in build_context(old, "screen")["coverage"]}
+    assert rows["Activity Log"]["covered"] == "no" and rows["Activity Log"]["retention_days"] == "90"
+    fresh = {c["source"]: c for c in build_context(sample, "screen")["coverage"]}
+    assert fresh["Activity Log"]["covered"] == "yes"
+
+
+def test_capped_findings_name_the_csv_and_its_digest(sample: ReportInput) -> None:
+    many = [
+        {"control_id": "EV-01", "status": "pass", "severity": "info", "subject": f"/x/{i}", "message": "ok"}
+        for i in range(ROW_CAP["print"] + 5)
+    ]
+    report = dataclasses.replace(
+        sample, findings=many, evidence_files=[*sample.evidence_files, ("data/findings.csv", "ef" * 32)]
+    )
+    html = render_document(report, media="print")
+    assert f"Showing {ROW_CAP['print']} of {ROW_CAP['print'] + 5} findings" in html
+    assert 'data/findings.csv</code> (SHA-256 <code class="id">' + "ef" * 32 in html
+
+
+def test_release_markers_come_from_the_serving_timeline_inside_the_window(sample: ReportInput) -> None:
+    timeline = [
+        {"endpoint_id": EP, "deployment_name": "blue", "traffic_percent": 100, "from": "2024-12-01T00:00:00Z"},
+        {"endpoint_id": EP, "deployment_name": "green", "traffic_percent": None, "from": "2025-03-10T00:00:00Z"},
+        {"endpoint_id": EP, "deployment_name": "blue", "traffic_percent": 80, "from": "2025-03-12T00:00:00Z"},
+    ]
+    report = dataclasses.replace(sample, records={**sample.records, "serving_timeline": timeline})
+    svg = "".join(c["svg"] for c in build_context(report, "print")["metrics"]["charts"])
+    assert ">green</text>" in svg and ">blue 80%</text>" in svg
+    assert "None" not in svg and "blue 100%" not in svg  # unknown share unlabelled; pre-window start skipped

@@ -195,12 +195,31 @@ class Bar:
     lane: str
     start: str
     end: str | None  # None: still serving at the end of the window
-    label: str
-    percent: float
+    label: str  # "" when the model version is not recorded (the row's basis says why)
+    percent: float | None  # None when the traffic share is not recorded: never drawn as 0%
+
+
+#: Average advance of a 9 px DejaVu Sans glyph, for fitting labels into bars without measuring.
+_CHAR_W = 5.6
+_UNKNOWN = "#8a8f99"
+
+
+def _fit(text: str, width: float) -> str:
+    """``text`` cut (with an ellipsis) to what fits in ``width`` px; "" when not even 3 glyphs fit."""
+    room = int(width // _CHAR_W)
+    if room >= len(text):
+        return text
+    if room < 3:
+        return ""
+    return text[: room - 1] + "…"
 
 
 def timeline_chart(bars: Sequence[Bar], *, title: str, start: str, end: str) -> Markup:
-    """Serving timeline: one lane per endpoint/deployment, bars shaded by traffic share."""
+    """Serving timeline: one lane per endpoint/deployment, bars shaded by traffic share.
+
+    A bar's label is cut to the bar's width (the full label is in the serving timeline CSV), so
+    neighbouring segments never print over each other.
+    """
     lanes = sorted({b.lane for b in bars})
     lane_h = 22
     height = _TOP + _BOTTOM + max(len(lanes), 1) * lane_h
@@ -210,7 +229,7 @@ def timeline_chart(bars: Sequence[Bar], *, title: str, start: str, end: str) -> 
     parts.extend(axis)
     parts.append(f'<text x="{_LEFT}" y="14" font-weight="bold" fill="{_INK}">{escape(title)}</text>')
     plot_w = WIDTH - _LEFT - _RIGHT
-    label_w = 150
+    label_w = 172
     left = _LEFT + label_w
     inner_w = plot_w - label_w
 
@@ -219,7 +238,7 @@ def timeline_chart(bars: Sequence[Bar], *, title: str, start: str, end: str) -> 
 
     for i, lane in enumerate(lanes):
         y = _TOP + i * lane_h
-        parts.append(f'<text x="{_LEFT}" y="{y + 14}" fill="{_INK}">{escape(lane[:32])}</text>')
+        parts.append(f'<text x="{_LEFT}" y="{y + 14}" fill="{_INK}">{escape(_fit(lane, label_w - 6))}</text>')
         colour = _PALETTE[i % len(_PALETTE)]
         for bar in sorted((b for b in bars if b.lane == lane), key=lambda b: (b.start, b.label)):
             start_at = _instant(bar.start)
@@ -227,12 +246,20 @@ def timeline_chart(bars: Sequence[Bar], *, title: str, start: str, end: str) -> 
             if start_at is None or end_at is None:
                 continue
             x1, x2 = x_of(start_at), x_of(end_at)
-            opacity = 0.35 + 0.65 * min(max(bar.percent, 0.0), 100.0) / 100.0
+            width = max(x2 - x1, 1.0)
+            if bar.percent is None:
+                # Unknown share: grey, labelled "share ?", so it cannot be read as "no traffic".
+                fill, opacity, share = _UNKNOWN, 0.6, "share ?"
+            else:
+                fill = colour
+                opacity = 0.35 + 0.65 * min(max(bar.percent, 0.0), 100.0) / 100.0
+                share = f"{bar.percent:g}%"
+            text = _fit(f"{bar.label or 'model ?'} {share}", width - 4)
             parts.append(
-                f'<rect x="{_num(x1)}" y="{y + 3}" width="{_num(max(x2 - x1, 1.0))}" height="{lane_h - 6}" '
-                f'fill="{colour}" fill-opacity="{opacity:.2f}"/>'
-                f'<text x="{_num(x1 + 3)}" y="{y + 14}" fill="#ffffff">'
-                f"{escape(bar.label[:30])} {bar.percent:g}%</text>"
+                f'<rect x="{_num(x1)}" y="{y + 3}" width="{_num(width)}" height="{lane_h - 6}" '
+                f'fill="{fill}" fill-opacity="{opacity:.2f}" stroke="#ffffff" stroke-width="0.5"/>'
             )
+            if text:
+                parts.append(f'<text x="{_num(x1 + 3)}" y="{y + 14}" fill="#ffffff">{escape(text)}</text>')
     parts.append("</svg>")
     return Markup("".join(parts))  # noqa: S704 - every interpolated label above is escaped

@@ -18,6 +18,7 @@ from typing import Any, Literal
 from markupsafe import Markup
 
 from evidence.clock import parse_timestamp
+from evidence.config import DEFAULT_PRIVILEGED_ROLES
 from evidence.render import charts
 from evidence.render.interface import REPORT_KINDS, ReportInput
 
@@ -63,9 +64,11 @@ ID_FIELDS: Mapping[str, tuple[str, ...]] = {
     "activity_events": ("event_id", "correlation_id"),
     "metrics": ("resource_id",),
 }
-#: Built-in Azure roles that can change access or everything else; any "...Administrator" too.
+#: Roles the inventory marks privileged and lists first: the policy's default privileged roles
+#: (the ones EV-08 checks unless [policy] privileged_roles says otherwise), the built-in RBAC
+#: administrator role, and any "...Administrator".
 PRIVILEGED_ROLES = frozenset(
-    {"owner", "contributor", "user access administrator", "role based access control administrator"}
+    {r.lower() for r in DEFAULT_PRIVILEGED_ROLES} | {"role based access control administrator"}
 )
 #: Activity Log operations an auditor of model governance always wants listed.
 NOTABLE_OPERATIONS = (
@@ -75,6 +78,9 @@ NOTABLE_OPERATIONS = (
     "microsoft.machinelearningservices/registries/",
     "/delete",
 )
+#: The Azure ML online endpoint metrics the per-deployment service charts are drawn from.
+REQUESTS_METRIC = "RequestsPerMinute"
+P99_METRIC = "RequestLatency_P99"
 _APPROVAL_TAGS = ("approval", "approved", "approved_by", "approvedby", "approver", "approval_status")
 
 
@@ -147,6 +153,25 @@ def timestamp(value: Any) -> str:
         return parse_timestamp(str(value)).strftime("%Y-%m-%d %H:%M:%S")
     except ValueError:
         return str(value)
+
+
+def pointer_label(pointer: Any, subject: Any = "") -> str:
+    """A finding's evidence pointer, short enough for a table cell.
+
+    ``asset_id=/subscriptions/.../versions/3`` reads ``asset_id = subject`` when it names the
+    finding's subject, and long ARM IDs keep their last four segments. The exact pointer is in
+    ``data/findings.json``; this is only how the report prints it.
+    """
+    text = str(pointer or "")
+    key, sep, value = text.partition("=")
+    if not sep:
+        return text
+    if subject and value.strip().lower() == str(subject).strip().lower():
+        return f"{key} = subject"
+    parts = value.strip("/").split("/")
+    if value.startswith("/") and len(parts) > 4:
+        return f"{key}=…/{'/'.join(parts[-4:])}"
+    return text
 
 
 def tags_text(tags: Any) -> str:
@@ -381,16 +406,23 @@ class ContextBuilder:
         rows = self._rows("serving_timeline")
         if not rows:
             return None
-        bars = [
-            charts.Bar(
-                lane=f"{short_name(r.get('endpoint_id'))}/{r.get('deployment_name', '')}",
-                start=str(r.get("from") or self.report.window["start"]),
-                end=str(r["to"]) if r.get("to") else None,
-                label=model_ref(r.get("model_asset_id")),
-                percent=float(r.get("traffic_percent") or 0),
+        bars = []
+        for r in rows:
+            share = r.get("traffic_percent")
+            if r.get("model_name") and r.get("model_version") not in (None, ""):
+                label = f"{r['model_name']}:{r['model_version']}"
+            else:
+                label = model_ref(r.get("model_asset_id")) if r.get("model_asset_id") else ""
+            bars.append(
+                charts.Bar(
+                    lane=f"{short_name(r.get('endpoint_id'))}/{r.get('deployment_name', '')}",
+                    start=str(r.get("from") or self.report.window["start"]),
+                    end=str(r["to"]) if r.get("to") else None,
+                    label=label,
+                    # None stays None: a share the log did not record is not 0% (timeline basis).
+                    percent=float(share) if isinstance(share, int | float) else None,
+                )
             )
-            for r in rows
-        ]
         return charts.timeline_chart(
             bars, title="Serving timeline", start=self.report.window["start"], end=self.report.window["end"]
         )
@@ -405,6 +437,9 @@ class ContextBuilder:
                 "principal_id": str(r.get("principal_id", "")),
                 "principal_type": str(r.get("principal_type") or ""),
                 "scope": scope_label(r.get("scope")),
+                # Inherited assignments are expanded per workspace: the same assignment shows once
+                # for each workspace it reaches, so the row names the workspace.
+                "workspace": short_name(r.get("workspace_id")) if r.get("workspace_id") else "",
                 "inherited": bool(r.get("inherited")),
                 "created_on": timestamp(r.get("created_on")),
                 "created_by": str(r.get("created_by") or ""),
@@ -421,6 +456,7 @@ class ContextBuilder:
                 d["principal_type"],
                 d["principal_id"],
                 d["scope"],
+                d["workspace"],
             )
         )
         return self._table("role_assignments", rows, display, self.cap)
@@ -548,8 +584,27 @@ class ContextBuilder:
         }
 
     def _release_markers(self) -> dict[str, list[charts.Marker]]:
-        """Deployment writes in the Activity Log, by the endpoint (lower-case ARM ID) they touched."""
+        """Releases by the endpoint (lower-case ARM ID) they touched, for the metric charts.
+
+        The serving timeline is rebuilt from the deployment and endpoint writes, so when it exists
+        its segment starts inside the window are the markers ("blue 90%", or "blue" when the share
+        was not recorded); without it, the successful deployment writes in the Activity Log are.
+        """
         markers: dict[str, list[charts.Marker]] = defaultdict(list)
+        timeline = self._rows("serving_timeline")
+        if timeline:
+            window_start = parse_timestamp(self.report.window["start"])
+            for r in timeline:
+                try:
+                    begin = parse_timestamp(str(r.get("from")))
+                except ValueError:
+                    continue
+                if begin <= window_start:  # began before the window: not a release inside it
+                    continue
+                share = r.get("traffic_percent")
+                label = str(r.get("deployment_name", "")) + (f" {share:g}%" if isinstance(share, int | float) else "")
+                markers[_lower(r.get("endpoint_id"))].append(charts.Marker(str(r["from"]), label))
+            return markers
         for r in self._rows("activity_events") or ():
             op = _lower(r.get("operation"))
             if "onlineendpoints/deployments/write" not in op or _lower(r.get("status")) != "succeeded":
@@ -557,18 +612,89 @@ class ContextBuilder:
             resource = _lower(r.get("resource_id"))
             endpoint = resource.split("/deployments/")[0]
             markers[endpoint].append(charts.Marker(str(r.get("timestamp")), short_name(r.get("resource_id"))))
-        for r in self._rows("serving_timeline") or ():
-            if r.get("from"):
-                markers[_lower(r.get("endpoint_id"))].append(
-                    charts.Marker(str(r["from"]), f"{r.get('deployment_name', '')} {r.get('traffic_percent', '')}%")
-                )
         return markers
 
+    @staticmethod
+    def _deployment_of(row: Mapping[str, Any]) -> tuple[str, str]:
+        """(endpoint ARM ID, deployment name) a metric series belongs to ("" when endpoint-wide)."""
+        resource = str(row.get("resource_id", ""))
+        index = resource.lower().rfind("/deployments/")
+        if index >= 0:
+            return resource[:index], resource[index + len("/deployments/") :]
+        dims = {str(k).lower(): str(v) for k, v in (row.get("dimensions") or {}).items()}
+        return resource, dims.get("deployment", "")
+
+    @staticmethod
+    def _points(row: Mapping[str, Any]) -> list[tuple[str, float]]:
+        return [
+            (str(p.get("timestamp")), float(p["value"]))
+            for p in row.get("points", ()) or ()
+            if isinstance(p, Mapping) and isinstance(p.get("value"), int | float)
+        ]
+
+    def _service_series(self, rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        """Per deployment: requests per minute, 5xx share and P99 latency (what EV-10 summarises).
+
+        Requests are the sum over the ``statusCodeClass`` split of ``RequestsPerMinute``; the 5xx
+        share is the 5xx part of that sum at the same instant, only where the sum is above zero.
+        """
+        groups: dict[tuple[str, str], dict[str, Any]] = {}
+        for r in rows:
+            metric = str(r.get("metric", ""))
+            if metric not in (REQUESTS_METRIC, P99_METRIC):
+                continue
+            endpoint, deployment = self._deployment_of(r)
+            group = groups.setdefault(
+                (endpoint, deployment),
+                {
+                    "total": defaultdict(float),
+                    "errors": defaultdict(float),
+                    "p99": [],
+                    "interval": "",
+                    "metrics": set(),
+                },
+            )
+            group["metrics"].add(metric)
+            group["interval"] = group["interval"] or str(r.get("interval") or "")
+            if metric == P99_METRIC:
+                group["p99"].extend(self._points(r))
+                continue
+            dims = {str(k).lower(): str(v).lower() for k, v in (r.get("dimensions") or {}).items()}
+            if "statuscodeclass" in dims:
+                group["metrics"].add("split")
+            for at, value in self._points(r):
+                group["total"][at] += value
+                if dims.get("statuscodeclass") == "5xx":
+                    group["errors"][at] += value
+        out = []
+        for (endpoint, deployment), g in sorted(groups.items(), key=lambda kv: (kv[0][0].lower(), kv[0][1])):
+            name = f"{short_name(endpoint)}/{deployment}" if deployment else short_name(endpoint)
+            # Without the statusCodeClass split the 5xx share is unknown: the chart says "no data
+            # points", never a flat 0%.
+            share = (
+                [(at, 100.0 * g["errors"][at] / total) for at, total in sorted(g["total"].items()) if total > 0]
+                if "split" in g["metrics"]
+                else []
+            )
+            charts_for = []
+            if REQUESTS_METRIC in g["metrics"]:
+                charts_for.append((f"{name}: requests per minute", "requests/min", sorted(g["total"].items())))
+                charts_for.append((f"{name}: 5xx share of requests", "%", share))
+            if P99_METRIC in g["metrics"]:
+                charts_for.append((f"{name}: P99 latency", "ms", sorted(g["p99"])))
+            for title, unit, points in charts_for:
+                out.append(
+                    {"title": title, "unit": unit, "points": points, "endpoint": endpoint, "interval": g["interval"]}
+                )
+        return out
+
     def metrics(self) -> dict[str, Any]:
-        rows = self._rows("metrics")
+        rows = self._rows("metrics") or ()
         markers = self._release_markers()
-        series = sorted(
-            rows or (),
+        service = self._service_series(rows)
+        # Every other series (CPU, memory, capacity, P50...) as collected, after the service charts.
+        other = sorted(
+            (r for r in rows if str(r.get("metric", "")) not in (REQUESTS_METRIC, P99_METRIC)),
             key=lambda r: (
                 str(r.get("resource_id", "")),
                 str(r.get("metric", "")),
@@ -576,41 +702,51 @@ class ContextBuilder:
                 str(r.get("aggregation", "")),
             ),
         )
-        cap = CHART_CAP[self.media]
-        out = []
-        for r in series[:cap]:
-            resource = _lower(r.get("resource_id"))
-            endpoint = resource.split("/deployments/")[0]
+        specs = [{**s, "group": "service", "resource_id": s["endpoint"], "dimensions": ""} for s in service]
+        for r in other:
             dims = tags_text(r.get("dimensions"))
             title = f"{short_name(r.get('resource_id'))}: {r.get('metric', '')} ({r.get('aggregation', '')})"
-            points = [
-                (str(p.get("timestamp")), float(p["value"]))
-                for p in r.get("points", ()) or ()
-                if isinstance(p, Mapping) and isinstance(p.get("value"), int | float)
-            ]
+            specs.append(
+                {
+                    "group": "other",
+                    "title": title + (f" [{dims}]" if dims else ""),
+                    "unit": str(r.get("unit") or ""),
+                    "points": self._points(r),
+                    "endpoint": self._deployment_of(r)[0],
+                    "interval": str(r.get("interval") or ""),
+                    "resource_id": str(r.get("resource_id", "")),
+                    "dimensions": dims,
+                }
+            )
+        cap = CHART_CAP[self.media]
+        out = []
+        for spec in specs[:cap]:
+            endpoint_markers = markers.get(spec["endpoint"].lower(), ())
             out.append(
                 {
-                    "title": title,
-                    "dimensions": dims,
-                    "resource_id": str(r.get("resource_id", "")),
-                    "interval": str(r.get("interval") or ""),
-                    "points": len(points),
+                    "group": spec["group"],
+                    "title": spec["title"],
+                    "dimensions": spec["dimensions"],
+                    "resource_id": spec["resource_id"],
+                    "interval": spec["interval"],
+                    "points": len(spec["points"]),
                     "svg": charts.line_chart(
-                        points,
-                        title=title + (f" [{dims}]" if dims else ""),
-                        unit=str(r.get("unit") or ""),
+                        spec["points"],
+                        title=spec["title"],
+                        unit=spec["unit"],
                         start=self.report.window["start"],
                         end=self.report.window["end"],
-                        markers=sorted(set(markers.get(endpoint, ())), key=lambda m: (m.at, m.label)),
+                        markers=sorted(set(endpoint_markers), key=lambda m: (m.at, m.label)),
                     ),
                 }
             )
         csv, digest = self._csv("metrics")
         return {
-            "collected": rows is not None,
+            "collected": self._rows("metrics") is not None,
             "charts": out,
-            "total": len(series),
-            "hidden": len(series) - len(out),
+            "total": len(specs),
+            "series_total": len(rows),
+            "hidden": len(specs) - len(out),
             "csv": csv,
             "csv_sha256": digest,
         }
@@ -674,6 +810,56 @@ class ContextBuilder:
             "files_total": len(files),
         }
 
+    def coverage(self) -> list[dict[str, str]]:
+        """Whether the window lies inside what each time-bounded source still retained at collection.
+
+        Azure keeps 90 days of Activity Log and 93 days of platform metrics; anything older than
+        that at collection time cannot be in the package, whatever the window asked for.
+        """
+        from evidence.collect.activity import ACTIVITY_LOG_RETENTION
+        from evidence.collect.metrics import METRICS_RETENTION
+
+        collected = parse_timestamp(self.report.generated_at)
+        start = parse_timestamp(self.report.window["start"])
+        out = []
+        for source, kind, retention in (
+            ("Activity Log", "activity_events", ACTIVITY_LOG_RETENTION),
+            ("Platform metrics", "metrics", METRICS_RETENTION),
+        ):
+            oldest = collected - retention
+            out.append(
+                {
+                    "source": source,
+                    "retention_days": str(retention.days),
+                    "oldest": oldest.strftime("%Y-%m-%d %H:%M:%S"),
+                    "covered": "yes" if start >= oldest else "no",
+                    "collected": "yes" if self._rows(kind) is not None else "no",
+                }
+            )
+        return out
+
+    def verify_steps(self) -> dict[str, Any]:
+        """The hand-verification commands, taken from the text of VERIFY.txt itself.
+
+        ``verify_instructions`` writes VERIFY.txt into every signed package; reading the commands
+        out of it (rather than retyping them here) keeps the report's appendix and the package's
+        own instructions the same commands for the same key type.
+        """
+        from evidence.sign.interface import Algorithm
+        from evidence.sign.package_signature import verify_instructions
+
+        signer = self.report.signer or {}
+        algorithm = str(signer.get("algorithm") or "")
+        known = algorithm if algorithm in {a.value for a in Algorithm} else None
+        text = verify_instructions("PACKAGE", str(signer.get("fingerprint") or ""), algorithm=known)
+        lines = [line.strip() for line in text.splitlines()]
+        return {
+            "sha256sum": [line for line in lines if line.startswith("sha256sum ")],
+            "ssh_keygen": [line for line in lines if line.startswith("ssh-keygen ")],
+            "ssh_expect": next((line for line in lines if line.startswith("Expect: Good")), ""),
+            "openssl": [line for line in lines if line.startswith(("openssl ", "# "))],
+        }
+
     def build(self) -> dict[str, Any]:
         r = self.report
         controls = self.controls()
@@ -692,8 +878,13 @@ class ContextBuilder:
             "endpoints": self.endpoints(),
             "deployments": self.deployments(),
             "serving_chart": self.serving_chart(),
+            "serving_csv": self._csv("serving_timeline"),
+            "digests": self.digests,
+            "verify": self.verify_steps(),
+            "coverage": self.coverage(),
             "role_assignments": self.role_assignments(),
             "privileged_count": self.privileged_count(),
+            "privileged_roles": sorted(DEFAULT_PRIVILEGED_ROLES),
             "access_changes": self.access_changes(),
             "access_review": self.access_review(),
             "activity": self.activity(),

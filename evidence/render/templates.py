@@ -42,5 +42,6 @@ def environment() -> Environment:
     env.filters["short_name"] = context.short_name
     env.filters["scope_label"] = context.scope_label
     env.filters["ts"] = context.timestamp
+    env.filters["pointer"] = context.pointer_label
     env.globals["status_labels"] = context.STATUS_LABELS
     return env
