@@ -578,11 +578,6 @@ def test_tag_manifest_changed_after_signing_fails_the_signature(tmp_path: Path) 
     assert found[-1][2].startswith("the tag manifest changed after signing")
 
 
-def test_rebuild_requested_without_a_rebuilder_does_not_pass(package: Path) -> None:
-    report = verify_package(package, rebuild=True)
-    assert problems(report) == [("rebuild", None, "--rebuild is not available in this version")]
-
-
 # -- the report PDF's PAdES signature (step 4) -----------------------------------------------------
 
 
@@ -790,6 +785,180 @@ def test_verify_imports_pyhanko_only_for_a_report_pdf_and_never_azure(pades_pack
         run = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True)
         loaded[name] = run.stdout.strip().splitlines()[-1]
     assert loaded == {"no pdf": "[]", "pdf": "['pyhanko']"}
+
+
+# -- --rebuild (step 5) ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The demo package (a real pipeline run over the bundled recording) and its certificate."""
+    from evidence.cli import main
+
+    out = tmp_path_factory.mktemp("demo")
+    assert main(["demo", "--out", str(out), "--quiet"]) == 0
+    (zip_path,) = out.glob("*.zip")
+    (cert,) = out.glob("*.cert.pem")
+    return zip_path, cert
+
+
+def rebag(
+    source: Path,
+    tmp: Path,
+    *,
+    edit: dict[str, Callable[[bytes], bytes]] | None = None,
+    drop: Iterable[str] = (),
+    add: dict[str, bytes] | None = None,
+) -> Path:
+    """An insider's forgery: change the payload, then bag and sign again with the (trusted) demo key,
+    so every hash and both signatures agree and only re-deriving can tell."""
+    from evidence.sign.demo import demo_signer
+
+    bag = tmp / "rebag"
+    with zipfile.ZipFile(source) as zf:
+        root = zf.namelist()[0].split("/")[0]
+        for info in zf.infolist():
+            rel = info.filename.split("/", 1)[1]
+            if rel in set(drop) or not rel.startswith("data/"):
+                continue
+            data = zf.read(info)
+            (bag / rel).parent.mkdir(parents=True, exist_ok=True)
+            change = (edit or {}).get(rel)
+            (bag / rel).write_bytes(change(data) if change else data)
+        info_lines = zf.read(f"{root}/bag-info.txt").decode().splitlines()
+    for rel, data in (add or {}).items():
+        (bag / rel).parent.mkdir(parents=True, exist_ok=True)
+        (bag / rel).write_bytes(data)
+    labels = dict(line.split(": ", 1) for line in info_lines)
+    labels.pop("Payload-Oxum")
+    write_bag(bag, bag_info=labels)
+    signer = demo_signer()
+    for rel, data in sign_tag_manifest((bag / "tagmanifest-sha256.txt").read_bytes(), signer, signed_at=WHEN).items():
+        (bag / rel).parent.mkdir(parents=True, exist_ok=True)
+        (bag / rel).write_bytes(data)
+    out = tmp / "forged.zip"
+    write_zip(bag, out, root=root, date_time=WHEN)
+    return out
+
+
+def rebuild_results(report: VerificationReport) -> list[tuple[str, Status, str | None]]:
+    return [(c.name, c.status, c.subject) for c in report.checks if c.name.startswith("rebuild")]
+
+
+def test_demo_package_rebuilds_through_the_cli(demo: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    from evidence.cli import main
+
+    zip_path, cert = demo
+    assert main(["verify", str(zip_path), "--trust", str(cert), "--rebuild", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    rebuilt = [(c["name"], c["status"]) for c in doc["checks"] if c["name"].startswith("rebuild")]
+    assert rebuilt == [
+        ("rebuild.derived", "PASSED"),
+        ("rebuild.report", "PASSED"),
+        ("rebuild.package_id", "PASSED"),
+    ]
+    assert "derived files equal their re-derivation" in doc["checks"][-3]["reason"]
+
+
+def test_forged_finding_passes_every_hash_and_signature_but_not_the_rebuild(
+    demo: tuple[Path, Path], tmp_path: Path
+) -> None:
+    zip_path, cert = demo
+
+    def pass_everything(data: bytes) -> bytes:
+        return data.replace(b'"status": "fail"', b'"status": "pass"')
+
+    forged = rebag(zip_path, tmp_path, edit={"data/findings.json": pass_everything})
+    assert verify_package(forged, trust=[cert]).passed  # without --rebuild the forgery is not seen
+    report = verify_package(forged, trust=[cert], rebuild=True)
+    assert report.exit_code() == ExitCode.FAILED
+    [(name, subject, reason)] = [p for p in problems(report) if p[0] == "rebuild.derived"]
+    assert (name, subject) == ("rebuild.derived", "data/findings.json")
+    assert reason.startswith("differs from its re-derivation: package SHA-256 ")
+    # The Package-Id is computed from the re-derived findings, so it still names the true evidence.
+    assert rebuild_results(report)[1:] == [
+        ("rebuild.report", Status.PASSED, "data/report/report.html"),
+        ("rebuild.package_id", Status.PASSED, "bag-info.txt"),
+    ]
+
+
+def test_missing_extra_and_rerendered_files_are_each_named(demo: tuple[Path, Path], tmp_path: Path) -> None:
+    zip_path, cert = demo
+    forged = rebag(
+        zip_path,
+        tmp_path,
+        drop=["data/records/deployments.csv"],
+        add={"data/records/planted.jsonl": b"{}\n"},
+        edit={"data/report/report.html": lambda html: html.replace(b"</body>", b"<p>all good</p></body>")},
+    )
+    found = [
+        (name, subject, reason)
+        for name, subject, reason in problems(verify_package(forged, trust=[cert], rebuild=True))
+    ]
+    assert (
+        "rebuild.derived",
+        "data/records/deployments.csv",
+        "re-deriving produces it, but the package lacks it",
+    ) in found
+    assert (
+        "rebuild.derived",
+        "data/records/planted.jsonl",
+        "in the package, but re-deriving does not produce it",
+    ) in found
+    [report_problem] = [p for p in found if p[0] == "rebuild.report"]
+    assert report_problem[1] == "data/report/report.html"
+    assert report_problem[2].startswith("differs from the re-rendered report")
+
+
+def test_package_without_recorded_inputs_cannot_be_rebuilt(package: Path) -> None:
+    report = verify_package(package, rebuild=True)
+    assert problems(report) == [
+        (
+            "rebuild",
+            None,
+            "cannot re-derive from this package: data/inputs/request.json is missing "
+            "(the package cannot be re-derived without it)",
+        )
+    ]
+    assert report.checks[-1].status is Status.INDETERMINATE and report.exit_code() == ExitCode.FAILED
+
+
+def test_rebuild_never_reads_outside_the_package(demo: tuple[Path, Path], tmp_path: Path) -> None:
+    zip_path, cert = demo
+    secret = tmp_path / "secret.json"
+    secret.write_text("{}")
+
+    def point_outside(data: bytes) -> bytes:
+        doc = json.loads(data)
+        doc["requests"][0]["file"] = "../../../../" + str(secret)
+        return json.dumps(doc).encode()
+
+    forged = rebag(zip_path, tmp_path, edit={"data/collection.json": point_outside})
+    report = verify_package(forged, trust=[cert], rebuild=True)
+    [reason] = [reason for name, _, reason in problems(report) if name == "rebuild"]
+    assert reason.startswith("cannot re-derive from this package: ../../../../")
+    assert "is listed in data/collection.json but missing" in reason
+
+
+def test_rebuild_check_can_be_replaced(package: Path) -> None:
+    def always(package: OpenedPackage, trust: Sequence[TrustSpec], /) -> Iterable[CheckResult]:
+        return [passed("rebuild", "stand-in")]
+
+    assert verify_package(package, rebuild=True, rebuild_check=always).passed
+
+
+def test_rebuild_imports_no_azure_ai_ml(demo: tuple[Path, Path]) -> None:
+    zip_path, cert = demo
+    code = (
+        "import sys\n"
+        "from evidence.cli import main\n"
+        "code = main(['verify', sys.argv[1], '--trust', sys.argv[2], '--rebuild', '--json'])\n"
+        "print(code, sorted(m for m in sys.modules if m == 'azure.ai.ml' or m.startswith('azure.ai.ml.')))\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", code, str(zip_path), str(cert)], capture_output=True, text=True, check=True
+    )
+    assert run.stdout.strip().splitlines()[-1] == "0 []"
 
 
 # -- the opened package --------------------------------------------------------------------------

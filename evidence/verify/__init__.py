@@ -28,6 +28,7 @@ from evidence.verify.package import (
     UnsafeArchiveError,
 )
 from evidence.verify.pades import REPORT_PDF, PadesCheck, pades_check
+from evidence.verify.rebuild import rebuild_check as default_rebuild_check
 from evidence.verify.report import (
     CheckResult,
     Status,
@@ -107,8 +108,8 @@ def verify_package(
     trusted through the same ``trust``), ``()`` none. Their INDETERMINATE results are required
     exactly when the package signature is.
 
-    ``rebuild`` asks for ``rebuild_check`` (re-deriving records from the raw evidence); asked for
-    without one, it is reported INDETERMINATE, so the package does not pass.
+    ``rebuild`` asks for ``rebuild_check`` (re-deriving records, findings and the HTML report from
+    the raw evidence and comparing digests), by default :func:`evidence.verify.rebuild.rebuild_check`.
 
     Raises only :class:`evidence.errors.UsageError` for an unreadable trust anchor.
     """
@@ -149,10 +150,8 @@ def verify_package(
         for check in checks:
             results.extend(_run(check, pkg, trust, _name_of(check), required=True))
         if rebuild:
-            if rebuild_check is None:
-                results.append(indeterminate("rebuild", "--rebuild is not available in this version"))
-            else:
-                results.extend(_run(rebuild_check, pkg, trust, "rebuild", required=True))
+            check = default_rebuild_check if rebuild_check is None else rebuild_check
+            results.extend(_run(check, pkg, trust, "rebuild", required=True))
     return VerificationReport(shown, tuple(results))
 
 
