@@ -81,95 +81,6 @@ def demo(out_dir: Path, fail_on: str | None, strict: bool, quiet: bool) -> None:
     _gate(result, fail_on, strict)
 
 
-# --------------------------------------------------------------------------------------- package
-@cli.command()
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="evidence.toml (default: ./evidence.toml if present).",
-)
-@click.option(
-    "--out",
-    "out_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Folder for the package (default: [output] directory, else ./out).",
-)
-@click.option("--subscription", multiple=True, help="Subscription ID (repeatable); overrides [scope].")
-@click.option("--resource-group", default=None, help="Resource group; overrides [scope].")
-@click.option("--workspace", multiple=True, help="Workspace name (repeatable); overrides [scope].")
-@click.option("--organisation", default=None, help="Organisation named on the report cover.")
-@click.option("--window", "interval", default=None, help="ISO 8601 interval START/END (UTC).")
-@click.option("--quarter", default=None, help="A calendar quarter, e.g. 2026Q3.")
-@click.option("--last", default=None, help="The window ending now, e.g. 30d, 12h, 2w.")
-@click.option("--kind", type=click.Choice(["audit", "release", "access-review"]), default="audit", show_default=True)
-@click.option("--cloud", default=None, help="AzureCloud, AzureUSGovernment or AzureChinaCloud.")
-@click.option("--resource-manager", default=None, help="Custom Resource Manager endpoint (Azure Stack Hub).")
-@click.option("--credential", type=click.Choice(["default", "cli", "managed-identity", "environment"]), default=None)
-@click.option(
-    "--replay",
-    "replay_dir",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Run offline from a recording instead of calling Azure.",
-)
-@click.option(
-    "--record",
-    "record_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Call Azure and save the traffic (secrets removed) as a recording in this folder.",
-)
-@click.option(
-    "--key",
-    "key_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Signing key (PEM); overrides [signing] key.",
-)
-@click.option(
-    "--cert",
-    "cert_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Signer's X.509 certificate (PEM); overrides [signing] certificate.",
-)
-@click.option("--unsigned", is_flag=True, help="Build the package without signatures (verification will say so).")
-@click.option(
-    "--waivers",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Waivers file (TOML); overrides [policy] waivers. Copied into the package.",
-)
-@click.option("--model", default=None, help="--kind release: the released model's name.")
-@click.option("--version", default=None, help="--kind release: the released model version.")
-@click.option("--since", default=None, help="--kind release: window start (default: the version's registration).")
-@click.option(
-    "--previous",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="--kind access-review: the previous review's PACKAGE.zip, to show what was added and removed.",
-)
-@click.option(
-    "--decisions",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="--kind access-review: the completed reviewer decisions CSV (from the template).",
-)
-@click.option("--fail-on", type=click.Choice(SEVERITIES), default=None)
-@click.option("--strict", is_flag=True)
-@click.option("--quiet", "-q", is_flag=True)
-def package(**options: Any) -> None:
-    """Collect evidence from Azure (or a recording) and build a signed package."""
-    from evidence.commands import run_package
-
-    result = run_package(options, observer=_Progress(options["quiet"]))
-    _print_result(result, demo=False)
-    _gate(result, options["fail_on"], options["strict"])
-
-
 # ------------------------------------------------------------------------------- source options
 def _source_options(command: Any) -> Any:
     """The flags that say where evidence comes from and where it goes (shared by collect and package)."""
@@ -229,6 +140,58 @@ def _source_options(command: Any) -> Any:
     for option in reversed(options):
         command = option(command)
     return command
+
+
+# --------------------------------------------------------------------------------------- package
+@cli.command()
+@_source_options
+@click.option("--kind", type=click.Choice(["audit", "release", "access-review"]), default="audit", show_default=True)
+@click.option(
+    "--key",
+    "key_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Signing key (PEM); overrides [signing] key.",
+)
+@click.option(
+    "--cert",
+    "cert_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Signer's X.509 certificate (PEM); overrides [signing] certificate.",
+)
+@click.option("--unsigned", is_flag=True, help="Build the package without signatures (verification will say so).")
+@click.option(
+    "--waivers",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Waivers file (TOML); overrides [policy] waivers. Copied into the package.",
+)
+@click.option("--model", default=None, help="--kind release: the released model's name.")
+@click.option("--version", default=None, help="--kind release: the released model version.")
+@click.option("--since", default=None, help="--kind release: window start (default: the version's registration).")
+@click.option(
+    "--previous",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="--kind access-review: the previous review's PACKAGE.zip, to show what was added and removed.",
+)
+@click.option(
+    "--decisions",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="--kind access-review: the completed reviewer decisions CSV (from the template).",
+)
+@click.option("--fail-on", type=click.Choice(SEVERITIES), default=None)
+@click.option("--strict", is_flag=True)
+@click.option("--quiet", "-q", is_flag=True)
+def package(**options: Any) -> None:
+    """Collect evidence from Azure (or a recording) and build a signed package."""
+    from evidence.commands import run_package
+
+    result = run_package(options, observer=_Progress(options["quiet"]))
+    _print_result(result, demo=False)
+    _gate(result, options["fail_on"], options["strict"])
 
 
 # --------------------------------------------------------------------------------------- collect

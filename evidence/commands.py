@@ -83,11 +83,10 @@ def load_signer(config: Config) -> Signer:
 
 
 def run_package(options: dict[str, Any], *, observer: Observer | None = None) -> PackageResult:
-    from evidence.azure.session import live_session, replay_session, resolve_cloud
     from evidence.check.runner import default_controls
-    from evidence.collect.runner import default_collectors
+    from evidence.collect_command import open_session, source_collectors, source_config
 
-    config = resolve_config(options)
+    config = source_config(resolve_config(options), options)
     if options.get("replay_dir") and options.get("record_dir"):
         raise UsageError("--replay and --record cannot be used together", hint="record first, then replay")
     kind = options.get("kind") or "audit"
@@ -97,15 +96,7 @@ def run_package(options: dict[str, Any], *, observer: Observer | None = None) ->
     # Files the person handed us are read and checked before anything is collected.
     waivers = options.get("waivers") or (Path(config.policy.waivers) if config.policy.waivers else None)
     attached = attachments(waivers=waivers, decisions=options.get("decisions"), previous=options.get("previous"))
-    cloud = resolve_cloud(config.azure.cloud, config.azure.resource_manager)
-    if options.get("replay_dir"):
-        session = replay_session(Path(options["replay_dir"]), cloud=cloud)
-    else:
-        session = live_session(
-            credential_kind=config.azure.credential,
-            cloud=cloud,
-            record_dir=options.get("record_dir"),
-        )
+    session = open_session(config, options, observer=observer)
     try:
         if kind == "release":
             window = release_window(session, scope, options)
@@ -128,7 +119,7 @@ def run_package(options: dict[str, Any], *, observer: Observer | None = None) ->
             clients=session.clients,
             tap=session.tap,
             clock=session.clock,
-            collectors=default_collectors(),
+            collectors=source_collectors(config),
             controls=default_controls(),
             signer=signer,
             observer=observer,

@@ -175,3 +175,23 @@ def test_record_with_pseudonymize_saves_a_pseudonymized_replayable_recording(
     assert {k: len(records(replayed, k)) for k in live.records} == live.records
     # The package made while recording keeps the real names (it stays inside the company).
     assert EMAIL.search((live.folder / "data" / "records" / "model_versions.jsonl").read_text())
+
+
+def test_package_shares_the_source_flags(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["package", "--config", str(CONFIG), "--replay", str(CASSETTE), "--out", str(tmp_path), "--unsigned", "-q"]
+    assert main([*args, "--pseudonymize"]) == 2
+    assert "--pseudonymize only applies to a recording" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_registry_and_log_analytics_flags_reach_the_collectors() -> None:
+    from evidence.collect.activity import ActivityLogCollector
+    from evidence.collect_command import source_collectors, source_config
+
+    config = source_config(load_config(CONFIG), {"registry": ("contoso-reg",), "log_analytics_workspace": "law-1"})
+    assert config.scope.to_scope().registries == ("contoso-reg",)
+    (activity,) = [c for c in source_collectors(config) if isinstance(c, ActivityLogCollector)]
+    assert activity.log_analytics_workspace == "law-1"
+    # Without the flags, the file's values (none here) stay.
+    plain = source_config(load_config(CONFIG), {})
+    assert plain.scope.registries == () and plain.azure.log_analytics_workspace == ""
