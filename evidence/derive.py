@@ -549,11 +549,15 @@ def _report_input(
 ) -> ReportInput:
     from evidence.render.interface import ReportInput
 
+    scope = dict(request.scope.to_json())
+    if request.kind == "release" and request.release_model:
+        # The cover names the released model and version as part of the scope (issue #5, item 1).
+        scope.update(model=request.release_model, version=request.release_version)
     return ReportInput(
         kind=request.kind,
         title=request.title,
         organisation=request.scope.organisation,
-        scope=request.scope.to_json(),
+        scope=scope,
         window=request.window.to_json(),
         generated_at=collected.finished_at,
         tool_version=collected.tool_version,  # the version that collected, also when re-derived
