@@ -147,3 +147,112 @@ def test_findings_csv_is_in_every_package(tmp_path: Path) -> None:
     doc = findings(zip_path)
     assert len(rows) == sum(len(c["findings"]) for c in doc["controls"])
     assert "EV-W1" not in {c["id"] for c in doc["controls"]}  # no waivers, no register
+
+
+# ------------------------------------------------------------------------------------------ release
+#: credit-risk version 4 was registered at this instant (samples/contoso/tenant.toml); the tenant's
+#: "now" (the recording's clock) ends every release window.
+CREDIT_V4_REGISTERED = "2026-08-18T07:45:31Z"
+TENANT_NOW = "2026-09-28T06:00:00Z"
+
+
+@pytest.fixture(scope="module")
+def release_sample(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A recording of the Contoso tenant for credit-risk 4's release window (registration to now).
+
+    Recorded by samples/generate.py against the simulated tenant, exactly as the bundled cassette.
+    """
+    import importlib.util
+    import sys
+
+    root = tmp_path_factory.mktemp("release-sample")
+    config = (SAMPLE / "evidence.toml").read_text(encoding="utf-8")
+    head, _, rest = config.partition("[window]")
+    tail = rest.split("\n[", 1)[1] if "\n[" in rest else ""
+    config = f'{head}[window]\ninterval = "{CREDIT_V4_REGISTERED}/{TENANT_NOW}"\n' + (f"\n[{tail}" if tail else "")
+    (root / "evidence.toml").write_text(config, encoding="utf-8")
+    spec = importlib.util.spec_from_file_location("samples_generate", Path(bundled("samples")) / "generate.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    module.generate(root / "cassette", config_path=root / "evidence.toml")
+    return root / "evidence.toml", root / "cassette"
+
+
+def release(sample: tuple[Path, Path], out: Path, *extra: str) -> int:
+    config, cassette = sample
+    return main(
+        ["package", "--config", str(config), "--replay", str(cassette), "--unsigned", "--out", str(out), "-q"]
+        + ["--kind", "release", *extra]
+    )
+
+
+def test_release_window_runs_from_registration_to_the_recorded_now(
+    release_sample: tuple[Path, Path], tmp_path: Path
+) -> None:
+    assert release(release_sample, tmp_path, "--model", "credit-risk", "--version", "4") == 0
+    (zip_path,) = tmp_path.glob("*.zip")
+    assert "-release-" in zip_path.name
+    collection = json.loads(read(zip_path, "data/collection.json"))
+    assert collection["window"] == {"start": CREDIT_V4_REGISTERED, "end": TENANT_NOW}
+    request = json.loads(read(zip_path, "data/inputs/request.json"))
+    assert request["kind"] == "release" and request["release"] == {"model": "credit-risk", "version": "4"}
+    # The window start is the registration recorded in the package's own model version records.
+    versions = [json.loads(line) for line in read(zip_path, "data/records/model_versions.jsonl").splitlines()]
+    (v4,) = [v for v in versions if v["model_name"] == "credit-risk" and v["version"] == "4"]
+    assert v4["created_at"] == CREDIT_V4_REGISTERED
+    controls = {c["id"]: c for c in findings(zip_path)["controls"]}
+    # Scoped to the release: the served population of EV-01 is credit-risk 4 only.
+    subjects = {f["subject"] for f in controls["EV-01"]["findings"]}
+    assert subjects and all(s.endswith("/models/credit-risk/versions/4") for s in subjects)
+    # Monitoring before vs after the rollout (EV-10).
+    assert any("before" in f["message"] and "after" in f["message"] for f in controls["EV-10"]["findings"])
+    html = read(zip_path, "data/report/report.html").decode()
+    assert "Release close-out: credit-risk version 4" in html
+
+
+def test_release_gate_fails_on_an_unapproved_version_and_keeps_the_package(
+    release_sample: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = release(
+        release_sample,
+        tmp_path,
+        "--model",
+        "fraud-detector",
+        "--version",
+        "3",
+        "--since",
+        CREDIT_V4_REGISTERED,
+        "--fail-on",
+        "high",
+    )
+    assert code == 1
+    assert list(tmp_path.glob("*.zip")), "the evidence of the failure is kept"
+    err = capsys.readouterr().err
+    assert "gate: EV-01 fail (high)" in err and "fraud-detector" in err
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--model", "credit-risk"], "needs --model NAME and --version V"),
+        (["--model", "credit-risk", "--version", "4", "--last", "7d"], "cannot be used with --kind release"),
+        (["--model", "credit-risk", "--version", "99"], "credit-risk version 99 is not registered"),
+        (["--model", "credit-risk", "--version", "4", "--since", "yesterday"], "is not an ISO 8601"),
+    ],
+)
+def test_release_usage_errors(
+    release_sample: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str], flags: list[str], message: str
+) -> None:
+    assert release(release_sample, tmp_path, *flags) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+    assert not list(tmp_path.glob("*.zip"))
+
+
+def test_kind_specific_flags_are_refused_elsewhere(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert package(tmp_path, "--model", "credit-risk") == 2
+    assert package(tmp_path, "--kind", "release", "--decisions", str(tmp_path / "d.csv")) == 2
+    err = capsys.readouterr().err
+    assert "--model is for --kind release" in err and "--decisions is for --kind access-review" in err

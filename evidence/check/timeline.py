@@ -265,11 +265,33 @@ class ServedVersion:
         return sorted({str(r["deployment_id"]) for r in self.rows}, key=str.lower)
 
 
+def is_release_version(ctx: CheckContext, name: object, version: object) -> bool:
+    return bool(name == ctx.release_model and (not ctx.release_version or str(version) == ctx.release_version))
+
+
+def release_endpoints(ctx: CheckContext) -> set[str] | None:
+    """For ``--kind release``: the endpoints (lower-cased IDs) that serve or served the release.
+
+    ``None`` when this is not a release, or when no timeline row names the release version (then
+    nothing can be ruled out, and callers keep everything).
+    """
+    if ctx.kind != "release" or not ctx.release_model:
+        return None
+    found = {
+        lower(row.get("endpoint_id"))
+        for row in timeline_of(ctx)
+        if row.get("model_recorded") and is_release_version(ctx, row.get("model_name"), row.get("model_version"))
+    }
+    return found or None
+
+
 def served_population(ctx: CheckContext) -> tuple[list[ServedVersion], list[Record]]:
     """(versions that served in the window, rows that served an unrecorded model).
 
-    For ``--kind release`` only the release's model (and version, when given) is kept.
+    For ``--kind release`` only the release's model (and version, when given) is kept, and rows
+    with an unrecorded model only on the endpoints that serve or served the release.
     """
+    in_release = release_endpoints(ctx)
     rows = serving_rows(timeline_of(ctx), ctx.window.start, ctx.window.end)
     versions = ctx.records.get("model_versions", ())
     served: dict[str, ServedVersion] = {}
@@ -278,15 +300,12 @@ def served_population(ctx: CheckContext) -> tuple[list[ServedVersion], list[Reco
         name, version = row.get("model_name"), row.get("model_version")
         reference = str(row.get("model_asset_id") or "")
         if not row.get("model_recorded"):
-            unknown.append(row)
+            if in_release is None or lower(row.get("endpoint_id")) in in_release:
+                unknown.append(row)
             continue
         if not name or not version:
             continue  # a reference without an explicit version is EV-04's subject, not a served version
-        if (
-            ctx.kind == "release"
-            and ctx.release_model
-            and (name != ctx.release_model or (ctx.release_version and str(version) != ctx.release_version))
-        ):
+        if ctx.kind == "release" and ctx.release_model and not is_release_version(ctx, name, version):
             continue
         workspace = str(row.get("workspace_id") or "")
         found = model_version_of(versions, workspace, reference, str(name), str(version))

@@ -10,7 +10,8 @@ from __future__ import annotations
 from typing import ClassVar
 
 from evidence.check.interface import CheckContext, Control, ControlInfo, Finding, Severity, Status
-from evidence.check.population import gap_findings, not_collected, ref, scope_subject
+from evidence.check.population import gap_findings, lower, not_collected, ref, scope_subject
+from evidence.check.timeline import release_endpoints
 
 
 class ExplicitModelVersion(Control):
@@ -30,6 +31,10 @@ class ExplicitModelVersion(Control):
             return early
         findings = gap_findings(self, ctx, "deployments there were not assessed", "endpoints")
         deployments = ctx.rows("deployments")
+        in_release = release_endpoints(ctx)
+        if in_release is not None:
+            # A release close-out covers the endpoints that serve or served the release.
+            deployments = [r for r in deployments if lower(r.get("endpoint_id")) in in_release]
         for row in deployments:
             subject = str(row.get("deployment_id"))
             evidence = ref("deployments", "deployment_id", subject)

@@ -1,8 +1,9 @@
 """When was a release's model version registered? The start of a ``--kind release`` window.
 
-The lookup is the request the model versions collector makes anyway (``models.list(name=...)``
-with archived versions included), made through the evidence tap on its own channel, so the
-response that fixed the window start is kept in the package like any other (``data/raw/release/``).
+The lookup makes the requests the model versions collector makes anyway (``models.list()`` for
+the names, then ``models.list(name=...)``, archived versions included), on its own tap channel.
+The registration it finds is in the package's own records (``model_versions.jsonl``,
+``created_at``), so the auditor can check the window start against the collected evidence.
 """
 
 from __future__ import annotations
@@ -35,6 +36,10 @@ def registered_at(clients: AzureClients, tap: EvidenceTap, scope: Scope, model: 
         for workspace in scope.workspaces:
             ml = clients.ml(workspace)
             try:
+                # The collector's own two requests: the names first, so a workspace without the
+                # model is not asked about it (and a recording made by the collector answers).
+                if model not in {c.name for c in ml.models.list(list_view_type=ListViewType.ALL)}:
+                    continue
                 for item in ml.models.list(name=model, list_view_type=ListViewType.ALL):
                     if str(getattr(item, "version", "")) == version:
                         created = _created(item)
