@@ -182,10 +182,8 @@ def release_sample(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path
 
 def release(sample: tuple[Path, Path], out: Path, *extra: str) -> int:
     config, cassette = sample
-    return main(
-        ["package", "--config", str(config), "--replay", str(cassette), "--unsigned", "--out", str(out), "-q"]
-        + ["--kind", "release", *extra]
-    )
+    common = ["package", "--config", str(config), "--replay", str(cassette), "--unsigned", "--out", str(out), "-q"]
+    return main([*common, "--kind", "release", *extra])
 
 
 def test_release_window_runs_from_registration_to_the_recorded_now(
@@ -243,7 +241,11 @@ def test_release_gate_fails_on_an_unapproved_version_and_keeps_the_package(
     ],
 )
 def test_release_usage_errors(
-    release_sample: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str], flags: list[str], message: str
+    release_sample: tuple[Path, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    flags: list[str],
+    message: str,
 ) -> None:
     assert release(release_sample, tmp_path, *flags) == 2
     err = capsys.readouterr().err
