@@ -401,3 +401,46 @@ def test_concurrent_recording_keeps_every_entry_and_saves_deterministically(tmp_
     second = record(list(reversed(urls)), tmp_path / "b")
     assert first == second
     assert b"sig=s1" not in first
+
+
+def test_record_then_replay_gives_identical_records_and_gaps(stub: tuple[Stub, Path], tmp_path: Path) -> None:
+    """The collectors' view of the round trip: a recorded run and its replay write the same evidence."""
+    from dataclasses import replace
+
+    from evidence.collect.activity import ActivityLogCollector
+    from evidence.collect.output import CollectRequest, collect_to_folder
+    from evidence.collect.rbac import RoleAssignmentsCollector
+    from evidence.domain import Scope, Window, Workspace
+
+    server, cert = stub
+    cloud = Cloud("Stub", server.base, server.base + "v1")
+    request = CollectRequest(
+        Scope(workspaces=(Workspace(SUB, "rg-ml", "ws-prod"),)),
+        Window(dt.datetime(2026, 6, 1, tzinfo=dt.UTC), dt.datetime(2026, 7, 1, tzinfo=dt.UTC)),
+        tmp_path / "recorded",
+    )
+
+    def collect(transport: Any, out: Path) -> tuple[dict[str, bytes], Any]:
+        tap = EvidenceTap(transport, CLOCK)
+        result = collect_to_folder(
+            replace(request, out_dir=out),
+            clients=AzureClients(StaticCredential(), tap, cloud=cloud),
+            tap=tap,
+            clock=CLOCK,
+            collectors=[RoleAssignmentsCollector(), ActivityLogCollector()],
+        )
+        records = {p.name: p.read_bytes() for p in sorted((result.folder / "data" / "records").iterdir())}
+        return records, result.gaps
+
+    with RecordingTransport(RequestsTransport(connection_verify=str(cert))) as recorder:
+        recorded, recorded_gaps = collect(recorder, tmp_path / "recorded")
+    cassette = recorder.save(tmp_path / "cassette")
+    asked = len(server.authorizations)
+    replay = ReplayTransport.from_path(cassette.parent)
+    replayed, replayed_gaps = collect(replay, tmp_path / "replayed")
+    assert len(server.authorizations) == asked  # the replay never reached the stub
+    assert replay.unused() == []
+    assert b"ra-1" in recorded["role_assignments.jsonl"] and b"e-1" in recorded["activity_events.jsonl"]
+    assert replayed == recorded
+    assert replayed_gaps == recorded_gaps  # the stub's 404s (deny, PIM, definition) replay as the same gaps
+    assert {g.status for g in recorded_gaps} == {404}
