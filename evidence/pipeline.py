@@ -29,7 +29,15 @@ from evidence.collect.store import (
     write_raw,
 )
 from evidence.config import PolicyConfig
-from evidence.derive import FINDINGS_JSON, Attachments, Request, derive, write_derived, write_inputs
+from evidence.derive import (
+    DECISIONS_TEMPLATE,
+    FINDINGS_JSON,
+    Attachments,
+    Request,
+    derive,
+    write_derived,
+    write_inputs,
+)
 from evidence.domain import CollectionSummary, Gap, Scope, Window
 from evidence.errors import PackageError
 
@@ -72,6 +80,8 @@ class PackageResult:
     controls: tuple[ControlResult, ...]
     records: dict[str, int]  # record kind -> count
     signer_fingerprint: str | None
+    decisions_template: Path | None = None  # access review: the reviewer sheet, beside the zip
+    pending_removals: tuple[str, ...] = ()  # access review with --decisions: "remove" still assigned
 
 
 def package_root_name(request: PackageRequest) -> str:
@@ -111,12 +121,15 @@ def build_package(
         zip_sha = write_zip(bag, zip_path, root=root, date_time=clock.now())
         html_path = _publish(bag / REPORT_HTML, out_dir / f"{root}.html")
         pdf_path = _publish(bag / REPORT_PDF, out_dir / f"{root}.pdf")
+        template = bag / DECISIONS_TEMPLATE
+        sheet = _publish(template, out_dir / f"{root}.decisions.csv") if template.is_file() else None
         return PackageResult(
             root=root,
             zip_path=zip_path,
             zip_sha256=zip_sha,
             html_path=html_path,
             pdf_path=pdf_path,
+            decisions_template=sheet,
             **result,
         )
     except OSError as exc:
@@ -126,7 +139,7 @@ def build_package(
 
 
 def _publish(source: Path, target: Path) -> Path:
-    """Copy a report out of the bag for convenience, atomically (temp name, then rename)."""
+    """Copy a file out of the bag for convenience, atomically (temp name, then rename)."""
     temp = target.with_name(f".{target.name}.partial")
     shutil.copyfile(source, temp)
     os.replace(temp, target)
@@ -225,6 +238,7 @@ def _build_into(
         "controls": derivation.results,
         "records": {k: len(v) for k, v in sorted(derivation.records.items())},
         "signer_fingerprint": signer.key_id() if signer is not None else None,
+        "pending_removals": tuple((derivation.review or {}).get("pending_removals") or ()),
     }
 
 
