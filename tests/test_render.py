@@ -570,3 +570,20 @@ def test_release_markers_come_from_the_serving_timeline_inside_the_window(sample
     svg = "".join(c["svg"] for c in build_context(report, "print")["metrics"]["charts"])
     assert ">green</text>" in svg and ">blue 80%</text>" in svg
     assert "None" not in svg and "blue 100%" not in svg  # unknown share unlabelled; pre-window start skipped
+
+
+@pytest.mark.parametrize("kind", ["audit", "release", "access-review"])
+def test_every_contents_entry_points_at_a_section(sample: ReportInput, kind: str) -> None:
+    html = render_html(dataclasses.replace(sample, kind=kind))
+    toc = html[html.index('id="contents"') : html.index("</nav>")]
+    targets = re.findall(r'href="#([^"]+)"', toc)
+    assert {"inv-models", "inv-roles", "inv-metrics", "app-verify"} <= set(targets)
+    for target in targets:
+        assert html.count(f'id="{target}"') == 1, target
+
+
+def test_release_cover_names_the_model_and_version(sample: ReportInput) -> None:
+    scope = {**dict(sample.scope), "model": "credit-score", "version": "4"}
+    html = render_html(dataclasses.replace(sample, kind="release", scope=scope))
+    cover = html[: html.index('id="contents"')]
+    assert "Release close-out" in cover and "credit-score version 4" in cover
