@@ -113,6 +113,13 @@ def _source_options(command: Any) -> Any:
             "--credential", type=click.Choice(["default", "cli", "managed-identity", "environment"]), default=None
         ),
         click.option(
+            "--set",
+            "set",
+            multiple=True,
+            metavar="SECTION.KEY=VALUE",
+            help="Any evidence.toml key, e.g. --set policy.owner_tag=team (repeatable; checked like the file).",
+        ),
+        click.option(
             "--log-analytics-workspace",
             default=None,
             help="Log Analytics workspace ID receiving the Activity Log (for windows older than 90 days).",

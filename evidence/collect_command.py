@@ -9,10 +9,13 @@ both go through ``source_config`` and ``open_session``, so the same flags mean t
 
 from __future__ import annotations
 
+import tomllib
+from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from evidence.config import Config
+from evidence.config import Config, parse_config
 from evidence.errors import UsageError
 
 if TYPE_CHECKING:
@@ -26,6 +29,43 @@ def source_config(config: Config, options: dict[str, Any]) -> Config:
     """``config`` with the flags only the source options have (``--registry``, ``--log-analytics-workspace``)."""
     config = config.with_overrides("scope", registries=tuple(options.get("registry") or ()))
     return config.with_overrides("azure", log_analytics_workspace=options.get("log_analytics_workspace"))
+
+
+#: ``evidence.toml`` keys stored under another field name (``subscription`` is one of ``subscriptions``).
+_FIELD_OF = {("scope", "subscription"): "subscriptions"}
+
+
+def apply_settings(config: Config, items: Sequence[str]) -> Config:
+    """``--set SECTION.KEY=VALUE`` (repeatable): any ``evidence.toml`` key from the command line.
+
+    VALUE is read as a TOML value (``14``, ``["a", "b"]``, ``"text"``), or taken as a plain string
+    when it is not one (``--set policy.owner_tag=team``). The keys are checked exactly as in the file
+    (``parse_config``): an unknown key or a wrong type is the same one-line error, naming ``--set``.
+    A ``[window]`` key replaces the window as a whole. ``resolve_config`` applies these on top of the
+    file and under the dedicated flags, so ``--quarter`` still wins over ``--set window.last=30d``.
+    """
+    data: dict[str, dict[str, Any]] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        section, dot, name = key.strip().partition(".")
+        if not sep or not dot or not section or not name:
+            raise UsageError(f"--set {item!r}: expected SECTION.KEY=VALUE", hint="e.g. --set policy.owner_tag=team")
+        try:
+            value: Any = tomllib.loads(f"value = {raw}")["value"]
+        except tomllib.TOMLDecodeError:
+            value = raw
+        data.setdefault(section, {})[name] = value
+    if not data:
+        return config
+    parsed = parse_config(data, source="--set")
+    for section, keys in data.items():
+        if section == "window":
+            config = replace(config, window=parsed.window)
+            continue
+        given = getattr(parsed, section)
+        values = {f: getattr(given, f) for f in {_FIELD_OF.get((section, k), k) for k in keys}}
+        config = replace(config, **{section: replace(getattr(config, section), **values)})
+    return config
 
 
 def open_session(config: Config, options: dict[str, Any], *, observer: Observer | None = None) -> AzureSession:

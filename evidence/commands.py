@@ -23,6 +23,9 @@ def resolve_config(options: dict[str, Any]) -> Config:
     if path is None and Path("evidence.toml").is_file():
         path = Path("evidence.toml")
     config = load_config(path) if path is not None else Config()
+    from evidence.collect_command import apply_settings
+
+    config = apply_settings(config, options.get("set") or ())  # --set KEY=VALUE: under the dedicated flags
     config = config.with_overrides(
         "scope",
         subscriptions=tuple(options.get("subscription") or ()),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -195,3 +196,68 @@ def test_registry_and_log_analytics_flags_reach_the_collectors() -> None:
     # Without the flags, the file's values (none here) stay.
     plain = source_config(load_config(CONFIG), {})
     assert plain.scope.registries == () and plain.azure.log_analytics_workspace == ""
+
+
+#: One non-default value for every key evidence.toml accepts (the [window] ways are exclusive).
+EVERY_KEY = {
+    "scope": {
+        "organisation": "Fabrikam",
+        "subscriptions": ["00000000-0000-0000-0000-000000000001", "00000000-0000-0000-0000-000000000002"],
+        "resource_group": "rg-x",
+        "workspaces": ["ws-a", "ws-b"],
+        "registries": ["reg-a"],
+    },
+    "window": {"last": "30d"},
+    "azure": {
+        "cloud": "AzureUSGovernment",
+        "resource_manager": "https://management.local.azurestack.external/",
+        "credential": "cli",
+        "log_analytics_workspace": "law-1",
+    },
+    "policy": {
+        "approval_tags": ["signed_off_by"],
+        "approved_stages": ["Production"],
+        "owner_tag": "team",
+        "allowed_deployers": ["11111111-1111-1111-1111-111111111111"],
+        "privileged_roles": ["Owner"],
+        "monitoring_window_days": 14,
+        "waivers": "waivers.toml",
+    },
+    "output": {"directory": "elsewhere", "page_size": "Letter"},
+    "signing": {
+        "key": "k.pem",
+        "certificate": "c.pem",
+        "password_env": "PW",
+        "key_vault_key_id": "https://kv.vault.azure.net/keys/k/1",
+        "tsa_url": "https://tsa.example",
+    },
+}
+
+
+def test_every_config_key_can_be_set_from_the_command_line() -> None:
+    from evidence.collect_command import apply_settings
+    from evidence.config import Config, parse_config
+
+    items = [f"{s}.{k}={json.dumps(v)}" for s, keys in EVERY_KEY.items() for k, v in keys.items()]
+    assert apply_settings(Config(), items) == replace(parse_config(EVERY_KEY), source="")
+    # Plain strings need no quotes; "subscription" is the file's singular key, as in evidence.toml.
+    plain = apply_settings(Config(), ["policy.owner_tag=team", "scope.subscription=0000", "window.quarter=2026Q3"])
+    assert plain.policy.owner_tag == "team" and plain.scope.subscriptions == ("0000",)
+    assert plain.window.quarter == "2026Q3"
+
+
+def test_set_is_checked_like_the_file_and_dedicated_flags_win(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert collect(tmp_path, "--set", "policy.owner=team") == 2
+    assert "--set: unknown key [policy] owner" in capsys.readouterr().err
+    assert collect(tmp_path, "--set", "policy.monitoring_window_days=-1") == 2
+    assert "[policy] monitoring_window_days: expected a whole number" in capsys.readouterr().err
+    assert collect(tmp_path, "--set", "nodot") == 2
+    assert "expected SECTION.KEY=VALUE" in capsys.readouterr().err
+    # --set over the file, the dedicated flag over --set: the window stays the file's...
+    assert collect(tmp_path / "a", "--set", "scope.organisation=Fabrikam") == 0
+    assert (tmp_path / "a" / NAME.replace("contoso-ltd", "fabrikam")).is_dir()
+    # ... and --organisation beats --set scope.organisation.
+    assert collect(tmp_path / "b", "--set", "scope.organisation=Fabrikam", "--organisation", "Contoso Ltd") == 0
+    assert (tmp_path / "b" / NAME).is_dir()
