@@ -1097,6 +1097,39 @@ def test_local_header_naming_another_file_is_corrupt(tmp_path: Path) -> None:
         pkg.read("data/a.json")
 
 
+def rchar() -> int:
+    """Bytes this process has read through system calls so far (Linux /proc)."""
+    for line in Path("/proc/self/io").read_text().splitlines():
+        if line.startswith("rchar:"):
+            return int(line.split()[1])
+    raise AssertionError("no rchar in /proc/self/io")
+
+
+@pytest.mark.skipif(not Path("/proc/self/io").exists(), reason="needs Linux /proc/self/io")
+@pytest.mark.parametrize("workers", [1, 2])
+def test_each_member_is_read_once_even_when_spooled_and_read_again(tmp_path: Path, workers: int) -> None:
+    pdf = os.urandom(3 << 20)  # does not compress: 3 MiB read from the zip each time it is inflated
+    files = {**PAYLOAD, "data/report/report.pdf": pdf}
+    with OpenedPackage.open(build(tmp_path, files)) as pkg:
+        pkg.keep_spooled("data/report/report.pdf")
+        hashed = dict(pkg.sha256_many(pkg.payload_files, workers=workers))
+        assert hashed["data/report/report.pdf"] == (hashlib.sha256(pdf).hexdigest(), len(pdf))
+        before = rchar()
+        spool = pkg.spooled("data/report/report.pdf")
+        assert pkg.sha256("data/report/report.pdf") == hashed["data/report/report.pdf"]
+        assert list(pkg.sha256_many(["data/report/report.pdf"], workers=workers)) == [
+            ("data/report/report.pdf", hashed["data/report/report.pdf"])
+        ]
+        assert rchar() - before < 64 << 10, "the spooled member was read from the zip again"
+        assert spool.read() == pdf
+        manifest = pkg.read("manifest-sha256.txt")
+        noise = -(rchar() - rchar())  # reading /proc/self/io counts too
+        before = rchar()
+        assert pkg.sha256("manifest-sha256.txt") == (hashlib.sha256(manifest).hexdigest(), len(manifest))
+        assert rchar() - before <= noise, "a member read whole was hashed in the same pass"
+    assert spool.closed, "the package deletes its temporary copies when it is closed"
+
+
 def test_verify_falls_back_to_zlib_without_isal(package: Path) -> None:
     code = (
         "import sys\n"

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import IO, TYPE_CHECKING, Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -361,7 +361,7 @@ UNSIGNED_REASON = "the PDF is not signed"
 
 
 def validate_pdf(
-    pdf_bytes: bytes | BinaryIO,
+    pdf_bytes: bytes | IO[bytes],
     trust_certs: Sequence[x509.Certificate],
     *,
     tsa_trust_certs: Sequence[x509.Certificate] = (),

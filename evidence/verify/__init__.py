@@ -138,6 +138,8 @@ def verify_package(
                 f"{len(pkg.files)} members under {pkg.root + '/'!r}, safe names, within limits",
             ),
         ]
+        if pdf_checks and REPORT_PDF in pkg:
+            pkg.keep_spooled(REPORT_PDF)  # the PDF checks need a file: copy it while hashing it
         results.extend(check_bag(pkg))
         if signature_checks:
             for check in signature_checks:

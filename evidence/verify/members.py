@@ -167,12 +167,28 @@ class MemberReader:
         _check_end(info, size, crc)
         return size
 
-    def sha256(self, info: zipfile.ZipInfo, *, helper: ThreadPoolExecutor | None = None) -> tuple[str, int]:
+    def sha256(
+        self,
+        info: zipfile.ZipInfo,
+        *,
+        helper: ThreadPoolExecutor | None = None,
+        tee: Callable[[bytes], object] | None = None,
+    ) -> tuple[str, int]:
         """SHA-256 hex digest and length; with ``helper``, a large member is hashed (and its CRC
-        computed) on a helper thread while this thread reads and inflates the next chunks."""
+        computed) on a helper thread while this thread reads and inflates the next chunks.
+        ``tee`` also receives every chunk, in order, on this thread (one read, two uses)."""
         h = hashlib.sha256()
         if helper is None or info.file_size < PIPELINE_MIN:
-            size = self.stream(info, h.update)
+            if tee is None:
+                size = self.stream(info, h.update)
+            else:
+                also = tee
+
+                def both(chunk: bytes) -> None:
+                    h.update(chunk)
+                    also(chunk)
+
+                size = self.stream(info, both)
             return h.hexdigest(), size
         handoff: queue.Queue[list[bytes] | None] = queue.Queue(QUEUE_DEPTH)
         consumer: Future[tuple[int, int]] = helper.submit(_consume, handoff, h)
@@ -180,6 +196,8 @@ class MemberReader:
             batch: list[bytes] = []
             batched = 0
             for chunk in self.chunks(info):
+                if tee is not None:
+                    tee(chunk)
                 batch.append(chunk)
                 batched += len(chunk)
                 if batched >= HANDOFF:

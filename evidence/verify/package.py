@@ -9,6 +9,8 @@ reads, several members hashed at once), and never touches the disk.
 
 from __future__ import annotations
 
+import hashlib
+import tempfile
 import zipfile
 import zlib
 from collections import deque
@@ -68,6 +70,9 @@ class OpenedPackage:
         self._zf = zf
         # Members are read through the file zipfile was given (positioned reads, no reopening).
         self._reader = MemberReader(fp if fp is not None else zf.fp)  # type: ignore[arg-type]
+        self._digests: dict[str, tuple[str, int]] = {}  # each member is inflated and hashed once
+        self._spool_wanted: set[str] = set()
+        self._spools: dict[str, IO[bytes]] = {}
         prefix = root + "/"
         self._infos: dict[str, zipfile.ZipInfo] = {
             info.orig_filename[len(prefix) :]: info for info in zf.infolist() if not info.is_dir()
@@ -144,12 +149,62 @@ class OpenedPackage:
         return b"".join(chunks)
 
     def sha256(self, relpath: str) -> tuple[str, int]:
-        """SHA-256 hex digest and length of a member, streamed in chunks of at most 1 MiB."""
-        info = self._info(relpath)
+        """SHA-256 hex digest and length of a member, streamed in chunks of at most 1 MiB.
+
+        Each member is hashed once per opened package: a member already read whole (a tag file,
+        the report PDF spooled for PAdES) or hashed before returns the digest of that read.
+        """
+        known = self._digests.get(relpath)
+        if known is not None:
+            return known
+        outcome, spool = self._hash_one(relpath, None)
+        if isinstance(outcome, CorruptMemberError):
+            raise outcome
+        self._keep(relpath, outcome, spool)
+        return outcome
+
+    def keep_spooled(self, relpath: str) -> None:
+        """Ask that when ``relpath`` is hashed, a temporary copy be kept for :meth:`spooled` (so a
+        member needed as a seekable file, such as the report PDF, is inflated only once)."""
+        self._info(relpath)
+        self._spool_wanted.add(relpath)
+
+    def spooled(self, relpath: str) -> IO[bytes]:
+        """A seekable temporary copy of a member, positioned at its start; the package owns it and
+        deletes it on :meth:`close`. Raises :class:`CorruptMemberError` for an unreadable member."""
+        spool = self._spools.get(relpath)
+        if spool is None:
+            spool = tempfile.TemporaryFile(prefix="evidence-verify-")  # noqa: SIM115 - closed by close()
+            try:
+                self._stream(relpath, spool.write)
+            except BaseException:
+                spool.close()
+                raise
+            self._spools[relpath] = spool
+        spool.seek(0)
+        return spool
+
+    def _hash_one(
+        self, relpath: str, helper: ThreadPoolExecutor | None
+    ) -> tuple[tuple[str, int] | CorruptMemberError, IO[bytes] | None]:
+        """Hash one member (safe to call from a worker thread); its spool when one was asked for."""
+        wanted = relpath in self._spool_wanted
+        spool = tempfile.TemporaryFile(prefix="evidence-verify-") if wanted else None  # noqa: SIM115 - see _keep
         try:
-            return self._reader.sha256(info)
+            outcome = self._reader.sha256(self._info(relpath), helper=helper, tee=spool.write if spool else None)
         except _READ_ERRORS as exc:
-            raise _corrupt(relpath, exc) from exc
+            if spool is not None:
+                spool.close()
+            return _corrupt(relpath, exc), None
+        return outcome, spool
+
+    def _keep(self, relpath: str, digest: tuple[str, int], spool: IO[bytes] | None) -> None:
+        self._digests[relpath] = digest
+        if spool is not None:
+            old = self._spools.pop(relpath, None)
+            if old is not None:
+                old.close()
+            self._spools[relpath] = spool
 
     def sha256_many(
         self, relpaths: Iterable[str], *, workers: int | None = None
@@ -170,26 +225,33 @@ class OpenedPackage:
                     yield rel, exc
             return
 
-        def one(rel: str, helper: ThreadPoolExecutor) -> tuple[str, int] | CorruptMemberError:
-            try:
-                return self._reader.sha256(self._info(rel), helper=helper)
-            except _READ_ERRORS as exc:
-                return _corrupt(rel, exc)
+        Outcome = tuple[tuple[str, int] | CorruptMemberError, IO[bytes] | None]
+
+        def settle(rel: str, future: Future[Outcome]) -> tuple[str, int] | CorruptMemberError:
+            outcome, spool = future.result()
+            if not isinstance(outcome, CorruptMemberError):
+                self._keep(rel, outcome, spool)
+            return outcome
 
         with (
             ThreadPoolExecutor(n, thread_name_prefix="verify-inflate") as pool,
             ThreadPoolExecutor(n, thread_name_prefix="verify-sha256") as helper,
         ):
-            window: deque[tuple[str, Future[tuple[str, int] | CorruptMemberError]]] = deque()
+            window: deque[tuple[str, Future[Outcome]]] = deque()
             for rel in relpaths:
                 self._info(rel)  # a KeyError for an unknown member, here and not in a thread
-                window.append((rel, pool.submit(one, rel, helper)))
+                future: Future[Outcome] = Future()
+                if rel in self._digests:
+                    future.set_result((self._digests[rel], None))
+                else:
+                    future = pool.submit(self._hash_one, rel, helper)
+                window.append((rel, future))
                 if len(window) >= 2 * n:
-                    done, future = window.popleft()
-                    yield done, future.result()
+                    done, oldest = window.popleft()
+                    yield done, settle(done, oldest)
             while window:
-                done, future = window.popleft()
-                yield done, future.result()
+                done, oldest = window.popleft()
+                yield done, settle(done, oldest)
 
     def copy_to(self, relpath: str, out: IO[bytes]) -> int:
         """Stream a member into ``out`` (e.g. a temporary file a library needs to seek in)."""
@@ -197,10 +259,15 @@ class OpenedPackage:
 
     def _stream(self, relpath: str, sink: Callable[[bytes], object]) -> int:
         info = self._info(relpath)
+        h = None if relpath in self._digests else hashlib.sha256()
         try:
-            return self._reader.stream(info, sink)
+            if h is None:
+                return self._reader.stream(info, sink)
+            size = self._reader.stream(info, _both(h.update, sink))
         except _READ_ERRORS as exc:
             raise _corrupt(relpath, exc) from exc
+        self._digests[relpath] = (h.hexdigest(), size)  # read whole once: hashed too, for free
+        return size
 
     def _info(self, relpath: str) -> zipfile.ZipInfo:
         try:
@@ -211,6 +278,9 @@ class OpenedPackage:
     # -- lifetime -------------------------------------------------------------------------------
 
     def close(self) -> None:
+        for spool in self._spools.values():
+            spool.close()
+        self._spools.clear()
         self._zf.close()
         if self._fp is not None:
             self._fp.close()
@@ -225,6 +295,14 @@ class OpenedPackage:
 
 
 _READ_ERRORS = (MemberError, OSError)
+
+
+def _both(first: Callable[[bytes], object], second: Callable[[bytes], object]) -> Callable[[bytes], None]:
+    def sink(chunk: bytes) -> None:
+        first(chunk)
+        second(chunk)
+
+    return sink
 
 
 def _corrupt(relpath: str, exc: BaseException) -> CorruptMemberError:

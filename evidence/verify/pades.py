@@ -19,7 +19,6 @@ pyHanko is imported only when a package has a report PDF: ``evidence verify`` mu
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -53,17 +52,16 @@ class PadesCheck:
         anchors = [trust_anchor(item) for item in trust]
         certs = [a.certificate for a in anchors if a.certificate is not None]
         subject = self.member
-        # Spool to a temporary file: pyHanko seeks all over the PDF, and seeking backwards in a
-        # DEFLATE zip member re-inflates from the start. The file is deleted on close.
-        with tempfile.TemporaryFile(prefix="evidence-verify-") as spool:
-            try:
-                package.copy_to(self.member, spool)
-            except CorruptMemberError as exc:
-                return [failed(NAME, f"cannot read the report PDF: {exc.reason}", subject)]
-            except OSError as exc:
-                raise VerificationError(f"cannot spool {self.member} to a temporary file: {exc}") from exc
-            spool.seek(0)
-            verdict = pades.validate_pdf(spool, certs, validation_time=self.validation_time)
+        # A temporary file, not memory: pyHanko seeks all over the PDF, and seeking backwards in a
+        # DEFLATE zip member re-inflates from the start. verify_package asks for the copy to be
+        # made while the bag check hashes the PDF, so it is inflated once; the package deletes it.
+        try:
+            spool = package.spooled(self.member)
+        except CorruptMemberError as exc:
+            return [failed(NAME, f"cannot read the report PDF: {exc.reason}", subject)]
+        except OSError as exc:
+            raise VerificationError(f"cannot spool {self.member} to a temporary file: {exc}") from exc
+        verdict = pades.validate_pdf(spool, certs, validation_time=self.validation_time)
 
         signed_package = bool(package.signature_files)
         if verdict.reason == pades.UNSIGNED_REASON:
