@@ -96,3 +96,12 @@ def test_planted_problems_are_in_the_tenant() -> None:
     assert [r.principal for r in t.role_assignments if t.principal(r.principal).type == "Unknown"] == [
         "unknown-68c66160"
     ]
+
+
+def test_no_secret_returning_operation_is_called() -> None:
+    """The recording is every request the collectors make: none of them returns keys or tokens."""
+    docs = [json.loads(p.read_text(encoding="utf-8")) for p in sorted((SAMPLE / "cassette").glob("*.json"))]
+    requests = [(e["RequestMethod"], e["RequestUri"].split("?")[0].lower()) for d in docs for e in d["Entries"]]
+    assert {method for method, _ in requests} == {"GET"}  # reads only
+    for _, path in requests:
+        assert not path.endswith(("/listkeys", "/token", "/listsecrets", "/regeneratekeys", "/getkeys")), path
