@@ -571,4 +571,5 @@ def _report_input(
         redactions=[r.to_json() for r in collected.redactions],
         evidence_files=list(evidence_files),
         review=review,
+        privileged_roles=tuple(request.policy.privileged_roles),
     )

@@ -587,3 +587,12 @@ def test_release_cover_names_the_model_and_version(sample: ReportInput) -> None:
     html = render_html(dataclasses.replace(sample, kind="release", scope=scope))
     cover = html[: html.index('id="contents"')]
     assert "Release close-out" in cover and "credit-score version 4" in cover
+
+
+def test_inventory_counts_the_policys_privileged_roles(sample: ReportInput) -> None:
+    default = build_context(sample, "screen")
+    custom = build_context(dataclasses.replace(sample, privileged_roles=("Reader", "Owner")), "screen")
+    assert "AzureML Data Scientist" in default["privileged_roles"]
+    assert custom["privileged_roles"] == ["Owner", "Reader"]
+    roles = {r["role_name"]: r["privileged"] for r in custom["role_assignments"].rows}
+    assert roles.get("AzureML Data Scientist") is False and roles.get("Owner") is True

@@ -64,12 +64,9 @@ ID_FIELDS: Mapping[str, tuple[str, ...]] = {
     "activity_events": ("event_id", "correlation_id"),
     "metrics": ("resource_id",),
 }
-#: Roles the inventory marks privileged and lists first: the policy's default privileged roles
-#: (the ones EV-08 checks unless [policy] privileged_roles says otherwise), the built-in RBAC
-#: administrator role, and any "...Administrator".
-PRIVILEGED_ROLES = frozenset(
-    {r.lower() for r in DEFAULT_PRIVILEGED_ROLES} | {"role based access control administrator"}
-)
+#: Roles the inventory marks privileged besides the policy's (``ReportInput.privileged_roles``, the
+#: ones EV-08 checks): the built-in RBAC administrator role, and any "...Administrator".
+ADMIN_ROLES = frozenset({"role based access control administrator"})
 #: Activity Log operations an auditor of model governance always wants listed.
 NOTABLE_OPERATIONS = (
     "microsoft.authorization/roleassignments/",
@@ -190,9 +187,13 @@ def tag_value(tags: Any, names: Iterable[str]) -> str:
     return ""
 
 
-def is_privileged(role_name: Any) -> bool:
+_DEFAULT_PRIVILEGED = frozenset(r.lower() for r in DEFAULT_PRIVILEGED_ROLES)
+
+
+def is_privileged(role_name: Any, policy_roles: frozenset[str] = _DEFAULT_PRIVILEGED) -> bool:
+    """Whether a role is privileged; ``policy_roles`` are lower-case role names."""
     name = _lower(role_name)
-    return name in PRIVILEGED_ROLES or name.endswith("administrator")
+    return name in policy_roles or name in ADMIN_ROLES or name.endswith("administrator")
 
 
 def _rank(values: Sequence[str], value: Any) -> int:
@@ -208,6 +209,8 @@ class ContextBuilder:
         self.cap = ROW_CAP[media]
         self.summary_cap = SUMMARY_CAP[media]
         self.digests = {path: digest for path, digest in report.evidence_files}
+        self.privileged_roles = tuple(report.privileged_roles) or DEFAULT_PRIVILEGED_ROLES
+        self._privileged = frozenset(r.lower() for r in self.privileged_roles)
         self.flagged = frozenset(_lower(f.get("subject")) for f in report.findings if f.get("status") in ATTENTION)
 
     # -- helpers ---------------------------------------------------------------------------
@@ -432,7 +435,7 @@ class ContextBuilder:
         display = [
             {
                 "flagged": self._is_flagged("role_assignments", r),
-                "privileged": is_privileged(r.get("role_name")),
+                "privileged": is_privileged(r.get("role_name"), self._privileged),
                 "role_name": str(r.get("role_name") or short_name(r.get("role_definition_id"))),
                 "principal_id": str(r.get("principal_id", "")),
                 "principal_type": str(r.get("principal_type") or ""),
@@ -524,7 +527,9 @@ class ContextBuilder:
         }
 
     def privileged_count(self) -> int:
-        return sum(1 for r in self._rows("role_assignments") or () if is_privileged(r.get("role_name")))
+        return sum(
+            1 for r in self._rows("role_assignments") or () if is_privileged(r.get("role_name"), self._privileged)
+        )
 
     def activity(self) -> dict[str, Any]:
         rows = self._rows("activity_events")
@@ -884,7 +889,7 @@ class ContextBuilder:
             "coverage": self.coverage(),
             "role_assignments": self.role_assignments(),
             "privileged_count": self.privileged_count(),
-            "privileged_roles": sorted(DEFAULT_PRIVILEGED_ROLES),
+            "privileged_roles": sorted(self.privileged_roles),
             "access_changes": self.access_changes(),
             "access_review": self.access_review(),
             "activity": self.activity(),

@@ -55,6 +55,9 @@ class ReportInput:
     # "sha256"} | None, "diff": {"added", "removed"} | None, "decisions": [...] | None,
     # "pending_removals": [assignment IDs] | None} (see evidence.derive._access_review)
     review: Mapping[str, Any] | None = None
+    # The roles the policy counts as privileged (EV-08); the inventory bolds and counts the same
+    # ones. Empty: the policy defaults (evidence.config.DEFAULT_PRIVILEGED_ROLES).
+    privileged_roles: Sequence[str] = field(default=())
 
     def __post_init__(self) -> None:
         if self.kind not in REPORT_KINDS:
