@@ -186,3 +186,28 @@ def test_government_cloud_discovers_registries_in_that_cloud(tmp_path: Path) -> 
     ]
     rows, gaps, replay, _ = _run(public, tmp_path / "public")
     assert gaps == () and replay.unused() == []
+
+
+def test_registry_html_and_server_errors_become_gaps_after_the_sdk_retries(tmp_path: Path) -> None:
+    html = Entry(
+        request_uri=reg_versions("a"),
+        request_method="GET",
+        status_code=200,
+        response_body="<html><body>Sign in to continue</body></html>",
+        response_headers={"Content-Type": "text/html"},
+    )
+    busy = get(reg_versions("b"), arm_error("ServiceUnavailable", "try later"), status=503)
+    entries = [
+        get(MODELS, {"value": []}),
+        get(registry_discovery_url(), registry_discovery()),
+        get(REG_MODELS, {"value": [registry_model_container("a", "1"), registry_model_container("b", "1")]}),
+        html,
+        *[busy] * 4,  # azure-core's default policy: the first attempt and three retries
+    ]
+    rows, gaps, replay, _ = _run(entries, tmp_path)
+    assert rows == []
+    assert replay.unused() == []  # exactly four attempts at the 503, one at the HTML page
+    assert [(g.scope.rsplit("/", 1)[-1], g.status, g.error_code) for g in gaps] == [
+        ("a", None, "MalformedResponse"),
+        ("b", 503, "ServiceUnavailable"),
+    ]
