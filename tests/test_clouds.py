@@ -99,3 +99,31 @@ def test_custom_resource_manager_reaches_every_client_without_a_hidden_metadata_
     )
     assert run.gaps == ()
     assert transport.unused() == []
+
+
+def test_log_analytics_queries_go_to_the_government_endpoint_with_its_audience() -> None:
+    from datetime import UTC, datetime
+
+    from evidence.azure.cassette import Entry
+
+    query = "AzureActivity | take 1"
+    sent = {"query": query, "timespan": "2026-06-01T00:00:00.000Z/2026-06-02T00:00:00.000Z", "workspaces": None}
+    table = {"name": "PrimaryResult", "columns": [{"name": "n", "type": "long"}], "rows": [[1]]}
+    transport = ReplayTransport([
+        Entry(
+            request_uri="https://api.loganalytics.us/v1/workspaces/law-1/query",
+            request_method="POST",
+            status_code=200,
+            request_body=sent,
+            response_body={"tables": [table]},
+            response_headers={"Content-Type": "application/json; charset=utf-8"},
+        )
+    ])  # fmt: skip
+    credential = StaticCredential()
+    session = replay_session(SAMPLE / "cassette")
+    clients = AzureClients(credential, EvidenceTap(transport, session.clock), cloud=AZURE_US_GOVERNMENT)
+    span = (datetime(2026, 6, 1, tzinfo=UTC), datetime(2026, 6, 2, tzinfo=UTC))
+    result = clients.logs().query_workspace("law-1", query, timespan=span)
+    assert result.tables[0].rows[0][0] == 1
+    assert transport.unused() == []
+    assert {s for scopes in credential.scopes_seen for s in scopes} == {"https://api.loganalytics.us/.default"}
