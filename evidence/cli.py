@@ -70,13 +70,20 @@ def cli() -> None:
     help="Exit 1 after writing the package if a finding at or above this severity fails.",
 )
 @click.option("--strict", is_flag=True, help="Exit 1 after writing the package if any evidence is missing.")
+@click.option(
+    "--kind",
+    type=click.Choice(["audit", "release", "access-review"]),
+    default="audit",
+    show_default=True,
+    help="release: credit-risk version 4's close-out; access-review: with the sample's reviewer decisions.",
+)
 @click.option("--quiet", "-q", is_flag=True, help="Print only the result.")
-def demo(out_dir: Path, fail_on: str | None, strict: bool, quiet: bool) -> None:
+def demo(out_dir: Path, fail_on: str | None, strict: bool, kind: str, quiet: bool) -> None:
     """Build a package from the bundled Contoso sample tenant (offline, no Azure account)."""
     from evidence.demo import run_demo
 
     progress = _Progress(quiet)
-    result = run_demo(out_dir, observer=progress)
+    result = run_demo(out_dir, kind=kind, observer=progress)
     _print_result(result, demo=True)
     _gate(result, fail_on, strict)
 
@@ -293,6 +300,10 @@ def _print_result(result: Any, *, demo: bool) -> None:
         statuses[control.status.value] = statuses.get(control.status.value, 0) + 1
     summary = ", ".join(f"{n} {s}" for s, n in sorted(statuses.items()))
     click.echo(f"controls: {summary or 'none'}; gaps: {len(result.gaps)}")
+    if result.decisions_template:
+        click.echo(f"reviewer sheet: {result.decisions_template}")
+    for assignment in result.pending_removals:
+        click.echo(f"removal pending: {assignment}")
     if result.signer_fingerprint:
         trust = getattr(result, "trust_hint", None)
         click.echo(f"signed by {result.signer_fingerprint}")

@@ -27,22 +27,40 @@ def sample_dir() -> Path:
     return bundled("samples") / "contoso"
 
 
-def run_demo(out_dir: Path, *, observer: Observer | None = None) -> DemoResult:
+#: ``evidence demo --kind release`` closes out this version of the sample (registered 2026-08-18,
+#: rolled out to 10 % of credit-risk-endpoint on 2026-08-24).
+DEMO_RELEASE = ("credit-risk", "4")
+#: The completed reviewer sheet ``evidence demo --kind access-review`` takes (one removal decided).
+DEMO_DECISIONS = "decisions.csv"
+
+
+def run_demo(out_dir: Path, *, kind: str = "audit", observer: Observer | None = None) -> DemoResult:
     from evidence.check.runner import default_controls
     from evidence.collect.runner import default_collectors
+    from evidence.inputs import attachments
     from evidence.sign.demo import demo_key_dir, demo_signer
 
     sample = sample_dir()
     config = load_config(sample / "evidence.toml")
     session = replay_session(sample / "cassette")
+    # Every kind uses the recording's window: a replay can only answer the requests it recorded
+    # (a real release window runs from the version's registration to now; see `package --kind release`).
+    release = DEMO_RELEASE if kind == "release" else (None, None)
+    attached = attachments(
+        waivers=Path(config.policy.waivers) if config.policy.waivers else None,
+        decisions=sample / DEMO_DECISIONS if kind == "access-review" else None,
+    )
     request = PackageRequest(
         scope=config.scope.to_scope(),
         window=config.window.resolve(session.clock.now()),
         out_dir=out_dir,
-        kind="audit",
+        kind=kind,
         mode="replay",
         policy=config.policy,
         page_size=config.output.page_size,
+        release_model=release[0],
+        release_version=release[1],
+        attachments=attached,
     )
     result = build_package(
         request,

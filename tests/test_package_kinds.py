@@ -258,3 +258,151 @@ def test_kind_specific_flags_are_refused_elsewhere(tmp_path: Path, capsys: pytes
     assert package(tmp_path, "--kind", "release", "--decisions", str(tmp_path / "d.csv")) == 2
     err = capsys.readouterr().err
     assert "--model is for --kind release" in err and "--decisions is for --kind access-review" in err
+
+
+# ------------------------------------------------------------------------------------ access review
+@pytest.fixture(scope="module")
+def review_zip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("review")
+    assert package(out, "--kind", "access-review") == 0
+    (zip_path,) = out.glob("*.zip")
+    return zip_path
+
+
+def test_access_review_freezes_population_and_writes_the_reviewer_sheet(review_zip: Path) -> None:
+    names = members(review_zip)
+    for kind in ("access_review_population", "access_review_changes"):
+        assert f"data/records/{kind}.jsonl" in names and f"data/records/{kind}.csv" in names
+    assert "data/records/access_review_decisions.jsonl" not in names
+    sheet = review_zip.with_name(review_zip.name.replace(".zip", ".decisions.csv"))
+    assert sheet.read_bytes() == read(review_zip, "data/review/decisions_template.csv")
+    rows = list(csv.DictReader(io.StringIO(sheet.read_text(encoding="utf-8"))))
+    population = [
+        json.loads(line) for line in read(review_zip, "data/records/access_review_population.jsonl").splitlines()
+    ]
+    assert len(rows) == len({p["assignment"].lower() for p in population}) > 0
+    assert all(r["decision"] == "" for r in rows)
+    html = read(review_zip, "data/report/report.html").decode()
+    for anchor in ("inv-review-population", "inv-review-changes", "inv-review-diff", "inv-signoff"):
+        assert f'id="{anchor}"' in html
+    assert "No previous review package was given" in html
+
+
+def test_access_review_with_decisions_reports_pending_removals(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    decisions = SAMPLE / "decisions.csv"
+    assert package(tmp_path, "--kind", "access-review", "--decisions", str(decisions)) == 0
+    out = capsys.readouterr().out
+    pending = [line.split(": ", 1)[1] for line in out.splitlines() if line.startswith("removal pending: ")]
+    assert len(pending) == 2 and all("/roleAssignments/" in p for p in pending)
+    (zip_path,) = tmp_path.glob("*.zip")
+    assert read(zip_path, "data/inputs/decisions.csv") == decisions.read_bytes()
+    decided = [json.loads(line) for line in read(zip_path, "data/records/access_review_decisions.jsonl").splitlines()]
+    assert {d["assignment"] for d in decided if d["decision"] == "remove"} == set(pending)
+    html = read(zip_path, "data/report/report.html").decode()
+    assert "Removals pending" in html and "erin@contoso.com" in html
+
+
+def _sheet(rows: list[dict[str, str]]) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ("missing", "assignment(s) have no decision"),
+        ("unknown", "unknown assignment"),
+        ("undecided", "decision must be keep or remove"),
+    ],
+)
+def test_incomplete_decisions_are_refused_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], change: str, message: str
+) -> None:
+    rows = list(csv.DictReader(io.StringIO((SAMPLE / "decisions.csv").read_text(encoding="utf-8"))))
+    if change == "missing":
+        rows = rows[1:]
+    elif change == "unknown":
+        rows[0] = {**rows[0], "assignment": rows[0]["assignment"][:-4] + "ffff"}
+    else:
+        rows[0] = {**rows[0], "decision": ""}
+    sheet = tmp_path / "decisions.csv"
+    sheet.write_text(_sheet(rows), encoding="utf-8")
+    out = tmp_path / "out"
+    assert package(out, "--kind", "access-review", "--decisions", str(sheet)) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0]
+    assert not list(out.glob("*.zip")), "a refused sheet leaves no package"
+
+
+def test_a_sheet_with_the_wrong_header_is_refused_before_collecting(tmp_path: Path) -> None:
+    sheet = tmp_path / "decisions.csv"
+    sheet.write_text("assignment,decision\nx,keep\n", encoding="utf-8")
+    assert package(tmp_path / "out", "--kind", "access-review", "--decisions", str(sheet)) == 2
+    assert not (tmp_path / "out").exists()
+
+
+def _previous_package(path: Path, rows: list[dict[str, Any]], *, name: str = "evidence-prev") -> None:
+    import zipfile
+
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr(f"{name}/bagit.txt", "BagIt-Version: 1.0\nTag-File-Character-Encoding: UTF-8\n")
+        zf.writestr(f"{name}/bag-info.txt", "Package-Id: " + "ab" * 32 + "\n")
+        zf.writestr(f"{name}/data/records/role_assignments.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+
+
+def test_previous_review_diff_shows_added_and_removed(review_zip: Path, tmp_path: Path) -> None:
+    current = [json.loads(line) for line in read(review_zip, "data/records/role_assignments.jsonl").splitlines()]
+    gone = {
+        "assignment_id": "/subscriptions/x/providers/Microsoft.Authorization/roleAssignments/gone",
+        "role_name": "Owner",
+    }
+    previous = tmp_path / "previous.zip"
+    first = current[0]["assignment_id"]  # one row per workspace: drop every row of it
+    _previous_package(previous, [*(r for r in current if r["assignment_id"] != first), gone])
+    out = tmp_path / "out"
+    assert package(out, "--kind", "access-review", "--previous", str(previous)) == 0
+    (zip_path,) = out.glob("*.zip")
+    added = [json.loads(line) for line in read(zip_path, "data/records/access_review_added.jsonl").splitlines()]
+    removed = [json.loads(line) for line in read(zip_path, "data/records/access_review_removed.jsonl").splitlines()]
+    assert [a["assignment_id"] for a in added] == [first]
+    assert [r["assignment_id"] for r in removed] == [gone["assignment_id"]]
+    request = json.loads(read(zip_path, "data/inputs/request.json"))
+    assert request["inputs"]["previous_package"]["package_id"] == "ab" * 32
+    html = read(zip_path, "data/report/report.html").decode()
+    assert "1 added, 1 removed" in html and "previous.zip" in html
+
+
+def test_an_unsafe_previous_package_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import zipfile
+
+    slip = tmp_path / "zip_slip.zip"
+    with zipfile.ZipFile(slip, "w") as zf:
+        zf.writestr("evidence-prev/data/records/role_assignments.jsonl", "")
+        zf.writestr("evidence-prev/../../evil.txt", "x")
+    assert package(tmp_path / "out", "--kind", "access-review", "--previous", str(slip)) == 2
+    err = capsys.readouterr().err
+    assert "refused" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "evil.txt").exists()
+
+
+# --------------------------------------------------------------------------------------------- demo
+@pytest.mark.parametrize("kind", ["release", "access-review"])
+def test_demo_builds_every_kind_offline(kind: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "--kind", kind, "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    (zip_path,) = tmp_path.glob("*.zip")
+    assert f"-{kind}-" in zip_path.name
+    request = json.loads(read(zip_path, "data/inputs/request.json"))
+    assert request["kind"] == kind
+    if kind == "release":
+        assert request["release"] == {"model": "credit-risk", "version": "4"}
+    else:
+        assert "reviewer sheet:" in out and out.count("removal pending:") == 2
+        assert read(zip_path, "data/inputs/decisions.csv") == (SAMPLE / "decisions.csv").read_bytes()
+    cert = next(tmp_path.glob("*.cert.pem"))
+    assert main(["verify", str(zip_path), "--trust", str(cert)]) == 0

@@ -512,7 +512,20 @@ class ContextBuilder:
             ]
             return self._table(kind, rows, display, limit)
 
+        def assignments(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+            # role_assignments rows of this package or of the previous one: any key may be absent.
+            return [
+                {
+                    "role": str(r.get("role_name") or short_name(r.get("role_definition_id")) or ""),
+                    "principal": f"{r.get('principal_id') or 'unknown'} ({r.get('principal_type') or 'unknown'})",
+                    "assignment_id": str(r.get("assignment_id") or ""),
+                }
+                for r in rows
+            ]
+
         diff = review.get("diff")
+        if diff:
+            diff = {"added": assignments(diff["added"]), "removed": assignments(diff["removed"])}
         pending = list(review.get("pending_removals") or ())
         return {
             "population": table("access_review_population", review.get("population"), self.cap),
