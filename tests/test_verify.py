@@ -989,7 +989,12 @@ def test_opened_package_turns_a_bad_crc_into_a_corrupt_member_error() -> None:
 
 
 def raw_zip(
-    path: Path, members: Sequence[tuple[str, int, bytes, int, int]], *, local_names: Sequence[str] = ()
+    path: Path,
+    members: Sequence[tuple[str, int, bytes, int, int]],
+    *,
+    local_names: Sequence[str] = (),
+    central_flags: int = 0x800,
+    local_flags: int = 0x800,
 ) -> Path:
     """A zip written byte by byte: ``(name, method, data as stored, crc, declared size)`` per member,
     so a test can make the central directory say what it likes. ``local_names`` overrides the
@@ -1000,12 +1005,12 @@ def raw_zip(
         local = (local_names[index] if index < len(local_names) else name).encode()
         offset = len(body)
         body += struct.pack(
-            "<4sHHHHHIIIHH", b"PK\x03\x04", 20, 0x800, method, 0, 0x21, crc, len(data), size, len(local), 0
+            "<4sHHHHHIIIHH", b"PK\x03\x04", 20, local_flags, method, 0, 0x21, crc, len(data), size, len(local), 0
         )
         body += local + data
         central += struct.pack(
-            "<4sHHHHHHIIIHHHHHII", b"PK\x01\x02", 0x314, 20, 0x800, method, 0, 0x21, crc, len(data), size, len(raw),
-            0, 0, 0, 0, 0o100644 << 16, offset,
+            "<4sHHHHHHIIIHHHHHII", b"PK\x01\x02", 0x314, 20, central_flags, method, 0, 0x21, crc, len(data), size,
+            len(raw), 0, 0, 0, 0, 0o100644 << 16, offset,
         )  # fmt: skip
         central += raw
     end = struct.pack("<4sHHHHIIH", b"PK\x05\x06", 0, 0, len(members), len(members), len(central), len(body), 0)
@@ -1128,6 +1133,22 @@ def test_each_member_is_read_once_even_when_spooled_and_read_again(tmp_path: Pat
         assert pkg.sha256("manifest-sha256.txt") == (hashlib.sha256(manifest).hexdigest(), len(manifest))
         assert rchar() - before <= noise, "a member read whole was hashed in the same pass"
     assert spool.closed, "the package deletes its temporary copies when it is closed"
+
+
+@pytest.mark.parametrize(
+    ("flags", "reason"),
+    [
+        (0x840, "encrypted member (strong encryption flag)"),
+        (0x820, "compressed patched data (unsupported)"),
+    ],
+)
+def test_members_flagged_as_strongly_encrypted_or_patched_are_refused(tmp_path: Path, flags: int, reason: str) -> None:
+    member = ("pkg/data/a.json", zipfile.ZIP_STORED, b"{}", zlib.crc32(b"{}"), 2)
+    report = verify_package(raw_zip(tmp_path / "c.zip", [member], central_flags=flags))
+    assert problems(report) == [("archive.safety", "pkg/data/a.json", reason)]
+    local_only = raw_zip(tmp_path / "l.zip", [member], local_flags=flags)
+    with OpenedPackage.open(local_only) as pkg, pytest.raises(CorruptMemberError, match="encrypted or patched"):
+        pkg.read("data/a.json")
 
 
 def test_verify_falls_back_to_zlib_without_isal(package: Path) -> None:

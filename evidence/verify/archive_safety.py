@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from evidence.bundle import layout
 
 _ZIP_ENCRYPTED = 0x1  # general purpose bit 0 (APPNOTE 4.4.4)
+_ZIP_PATCHED = 0x20  # bit 5: compressed patched data
+_ZIP_STRONG_ENCRYPTION = 0x40  # bit 6
 _LOCAL_HEADER_FIXED = 30  # bytes in a local file header before the name (APPNOTE 4.3.7)
 ALLOWED_METHODS = {zipfile.ZIP_STORED: "STORED", zipfile.ZIP_DEFLATED: "DEFLATE"}
 
@@ -119,6 +121,10 @@ def _member_problems(info: zipfile.ZipInfo, limits: Limits) -> list[str]:
         out.append("symlink member")
     if info.flag_bits & _ZIP_ENCRYPTED:
         out.append("encrypted member")
+    elif info.flag_bits & _ZIP_STRONG_ENCRYPTION:
+        out.append("encrypted member (strong encryption flag)")
+    if info.flag_bits & _ZIP_PATCHED:
+        out.append("compressed patched data (unsupported)")
     if info.compress_type not in ALLOWED_METHODS:
         out.append(f"unsupported compression method {info.compress_type} (only STORED and DEFLATE)")
     if name.endswith("/") and info.file_size:

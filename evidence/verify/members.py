@@ -53,8 +53,9 @@ IN_CHUNK = 32 << 10
 OUT_CHUNK = 1 << 20
 #: Stored members are read in chunks of this size.
 STORED_CHUNK = 1 << 20
-#: Members at least this large are inflated and hashed on two threads; smaller ones on one (the
-#: hand-over costs more than it saves on a small member).
+#: Members at least this large may be inflated and hashed on two threads; smaller ones never are
+#: (the hand-over costs more than it saves on a small member). See ``OpenedPackage.sha256_many``
+#: for when it pays.
 PIPELINE_MIN = 4 << 20
 #: Bytes handed from the inflating to the hashing thread at once (one queue operation per
 #: batch rather than per chunk), and batches in flight: memory stays under about 8 MiB.
@@ -64,6 +65,7 @@ QUEUE_DEPTH = 4
 _LOCAL_HEADER = struct.Struct("<4sHHHHHIIIHH")  # APPNOTE 4.3.7, 30 bytes
 _LOCAL_SIGNATURE = b"PK\x03\x04"
 _UTF8_FLAG = 0x800
+_UNSUPPORTED_FLAGS = 0x1 | 0x20 | 0x40  # encrypted, compressed patched data, strong encryption
 
 
 class MemberError(Exception):
@@ -105,6 +107,8 @@ class MemberReader:
         name = raw_name.decode("utf-8" if flags & _UTF8_FLAG else "cp437", "replace")
         if name != info.orig_filename:
             raise MemberError(f"local header names {name!r}, the central directory {info.orig_filename!r}")
+        if flags & _UNSUPPORTED_FLAGS:
+            raise MemberError(f"local header flags {flags:#06x}: encrypted or patched data")
         if method != info.compress_type:
             raise MemberError(f"local header says method {method}, the central directory {info.compress_type}")
         return int(info.header_offset + _LOCAL_HEADER.size + name_len + extra_len)

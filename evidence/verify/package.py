@@ -23,7 +23,7 @@ from typing import IO
 from evidence.bundle import layout
 from evidence.errors import EvidenceError, ExitCode, VerificationError
 from evidence.verify.archive_safety import DEFAULT_LIMITS, ArchiveProblem, Limits, check_archive
-from evidence.verify.members import MemberError, MemberReader, default_workers
+from evidence.verify.members import PIPELINE_MIN, MemberError, MemberReader, default_workers
 
 # What zipfile and zlib raise on a damaged archive or member (a bad CRC, a truncated stream,
 # garbage where a header should be). None of these may escape as a traceback.
@@ -212,9 +212,14 @@ class OpenedPackage:
         """``(relpath, (digest, length))`` for each member, in the order given, or the member's
         :class:`CorruptMemberError` in place of the digest.
 
-        Hashes up to ``workers`` members at once (default: the usable CPUs, at most 4), and
-        inflates a large member on one thread while another hashes it; at most ``2 * workers``
-        members are in flight, so memory stays bounded whatever the package holds.
+        Hashes up to ``workers`` members at once (default: the usable CPUs, at most 4); at most
+        ``2 * workers`` members are in flight, so memory stays bounded whatever the package holds.
+
+        A member larger than all the members after it (one huge Activity Log, or the last member)
+        would leave the other threads idle, so it is inflated on one thread while another hashes
+        it. Only then: splitting one member across cores costs about 30 % more CPU per byte than
+        hashing it where it was inflated (measured with benchmarks/bench_verify.py), which is a
+        loss whenever another member could use the core instead.
         """
         n = default_workers() if workers is None else max(1, workers)
         if n == 1:
@@ -237,14 +242,18 @@ class OpenedPackage:
             ThreadPoolExecutor(n, thread_name_prefix="verify-inflate") as pool,
             ThreadPoolExecutor(n, thread_name_prefix="verify-sha256") as helper,
         ):
+            todo = list(relpaths)
+            after = sum(self._info(rel).file_size for rel in todo)  # KeyError here, not in a thread
             window: deque[tuple[str, Future[Outcome]]] = deque()
-            for rel in relpaths:
-                self._info(rel)  # a KeyError for an unknown member, here and not in a thread
+            for rel in todo:
+                size = self._info(rel).file_size
+                after -= size
                 future: Future[Outcome] = Future()
                 if rel in self._digests:
                     future.set_result((self._digests[rel], None))
                 else:
-                    future = pool.submit(self._hash_one, rel, helper)
+                    split = size >= PIPELINE_MIN and size > after
+                    future = pool.submit(self._hash_one, rel, helper if split else None)
                 window.append((rel, future))
                 if len(window) >= 2 * n:
                     done, oldest = window.popleft()
