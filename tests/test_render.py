@@ -25,7 +25,7 @@ import pytest
 from pypdf import PdfReader
 
 from evidence.render import RenderError, ReportInput, charts, render_html, render_pdf
-from evidence.render.context import ROW_CAP, build_context, model_ref, pointer_label, scope_label
+from evidence.render.context import OTHER_CHART_CAP, ROW_CAP, build_context, model_ref, pointer_label, scope_label
 from evidence.render.fetcher import AllowListFetcher, bundled_resources, report_fetcher
 from evidence.render.html import render_document
 from evidence.render.pdf import source_date_epoch
@@ -596,3 +596,22 @@ def test_inventory_counts_the_policys_privileged_roles(sample: ReportInput) -> N
     assert custom["privileged_roles"] == ["Owner", "Reader"]
     roles = {r["role_name"]: r["privileged"] for r in custom["role_assignments"].rows}
     assert roles.get("AzureML Data Scientist") is False and roles.get("Owner") is True
+
+
+def test_print_keeps_every_service_chart_and_caps_the_other_series(sample: ReportInput) -> None:
+    others = [
+        {**_metric("blue", f"Series{i:02d}", 1.0), "resource_id": f"{EP}/deployments/blue", "dimensions": {}}
+        for i in range(OTHER_CHART_CAP["print"] + 4)
+    ]
+    rows = [_metric("blue", "RequestsPerMinute", 90.0, "2xx"), _metric("blue", "RequestLatency_P99", 1.0), *others]
+    report = dataclasses.replace(
+        sample,
+        records={**sample.records, "metrics": rows},
+        evidence_files=[*sample.evidence_files, ("data/records/metrics.csv", "ab" * 32)],
+    )
+    printed = build_context(report, "print")["metrics"]
+    assert [c["group"] for c in printed["charts"]] == ["service"] * 3 + ["other"] * OTHER_CHART_CAP["print"]
+    assert printed["hidden"] == 4 and printed["series_total"] == len(rows)
+    html = render_document(report, media="print")
+    assert f"Showing {3 + OTHER_CHART_CAP['print']} of {3 + len(others)} charts" in html and "ab" * 32 in html
+    assert build_context(report, "screen")["metrics"]["hidden"] == 0

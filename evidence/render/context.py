@@ -32,6 +32,9 @@ EVENT_CAP: Mapping[Media, int] = {"print": 100, "screen": 2000}
 #: Rows in summary tables (operations, callers) and number of metric charts.
 SUMMARY_CAP: Mapping[Media, int] = {"print": 40, "screen": 500}
 CHART_CAP: Mapping[Media, int] = {"print": 24, "screen": 200}
+#: Of those, charts of series other than requests / 5xx / P99 (CPU, memory, capacity...). Text in
+#: inline SVG is the costliest thing WeasyPrint draws (about 4 ms per label), and the CSV keeps them all.
+OTHER_CHART_CAP: Mapping[Media, int] = {"print": 6, "screen": 200}
 
 STATUSES = ("fail", "error", "manual_review", "not_assessed", "pass")
 STATUS_LABELS = {
@@ -721,7 +724,8 @@ class ContextBuilder:
             ),
         )
         specs = [{**s, "group": "service", "resource_id": s["endpoint"], "dimensions": ""} for s in service]
-        for r in other:
+        shown_other = OTHER_CHART_CAP[self.media]
+        for r in other[:shown_other]:
             dims = tags_text(r.get("dimensions"))
             title = f"{short_name(r.get('resource_id'))}: {r.get('metric', '')} ({r.get('aggregation', '')})"
             specs.append(
@@ -759,12 +763,13 @@ class ContextBuilder:
                 }
             )
         csv, digest = self._csv("metrics")
+        total = len(service) + len(other)
         return {
             "collected": self._rows("metrics") is not None,
             "charts": out,
-            "total": len(specs),
+            "total": total,
             "series_total": len(rows),
-            "hidden": len(specs) - len(out),
+            "hidden": total - len(out),
             "csv": csv,
             "csv_sha256": digest,
         }
