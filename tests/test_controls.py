@@ -358,7 +358,6 @@ def contoso_results() -> tuple[dict[str, ControlResult], set[str]]:
 
     Returns the results and the planted problems' subjects (as full ARM IDs) from tenant.toml.
     """
-    import dataclasses
     import tempfile
     import tomllib
     from pathlib import Path
@@ -394,14 +393,13 @@ def contoso_results() -> tuple[dict[str, ControlResult], set[str]]:
         records = normalise_all(collectors, load_raw(Path(tmp), provenance))
     raw = tomllib.loads((sample_dir / "tenant.toml").read_text(encoding="utf-8"))
     release = next(p for p in raw["principals"] if p["name"] == "sp-mlops-release")
-    # The sample's policy: the pipeline identity in both forms it is recorded in (object ID in the
-    # Activity Log, application ID in systemData), and privileged roles without AzureML Data
-    # Scientist, which the sample grants to named data scientists on purpose.
-    sample_policy = dataclasses.replace(
-        config.policy,
-        allowed_deployers=(release["id"], release["app_id"]),
-        privileged_roles=("Owner", "Contributor", "User Access Administrator"),
-    )
+    # The sample's own policy (samples/contoso/evidence.toml, as the demo uses it): the pipeline
+    # identity in both forms it is recorded in (object ID in the Activity Log, application ID in
+    # systemData), and privileged roles without AzureML Data Scientist, which the sample grants
+    # to named data scientists on purpose.
+    sample_policy = config.policy
+    assert set(sample_policy.allowed_deployers) == {release["id"], release["app_id"]}
+    assert sample_policy.privileged_roles == ("Owner", "Contributor", "User Access Administrator")
     ctx = CheckContext(records, run_.gaps, scope, window, clock.now(), policy=sample_policy)
     results = {r.control.info.id: r for r in run_checks(default_controls(), ctx)}
     base = {ws.name: ws.arm_id for ws in scope.workspaces}

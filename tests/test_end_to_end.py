@@ -145,3 +145,23 @@ def test_bad_flags_are_usage_errors(capsys: pytest.CaptureFixture[str], tmp_path
     assert main(["demo", "--fail-on", "catastrophic"]) == 2
     err = capsys.readouterr().err
     assert all(line.startswith("evidence:") for line in err.strip().splitlines())
+
+
+def test_demo_finds_exactly_the_five_planted_problems(demo_zip: Path) -> None:
+    import tomllib
+
+    sample = bundled("samples") / "contoso"
+    tenant = tomllib.loads((sample / "tenant.toml").read_text(encoding="utf-8"))
+    base = "/subscriptions/89baca1f-d4bd-5f8d-8a98-1ad174a67ed2/resourceGroups/rg-ml-prod"
+    base += "/providers/Microsoft.MachineLearningServices/workspaces"
+    planted = {f"{base}/{p['subject'].split('/', 1)[1]}".lower() for p in tenant["planted_problems"]}
+    assert len(planted) == 5
+    with zipfile.ZipFile(demo_zip) as zf:
+        root = zf.namelist()[0].split("/")[0]
+        document = json.loads(zf.read(f"{root}/data/findings.json"))
+    controls = {c["id"]: c for c in document["controls"]}
+    failing = {f["subject"].lower() for c in controls.values() for f in c["findings"] if f["status"] == "fail"}
+    assert failing == planted
+    # The sample's [policy] names the pipeline identity, so EV-07 is assessed (and finds planted problem c).
+    assert controls["EV-07"]["status"] == "fail"
+    assert not [f for c in controls.values() for f in c["findings"] if f["status"] == "error"]
