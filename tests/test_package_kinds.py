@@ -102,6 +102,19 @@ def test_waivers_flag_applies_reports_expired_and_is_kept(tmp_path: Path) -> Non
     assert "Waived" in html and "CHG-1042" in html and "EV-W1" in html
 
 
+def test_a_waived_finding_does_not_trip_the_gate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    waivers = tmp_path / "waivers.toml"
+    waivers.write_text(WAIVERS, encoding="utf-8")
+    assert package(tmp_path / "out", "--waivers", str(waivers), "--fail-on", "high") == 1  # other highs remain
+    err = capsys.readouterr().err
+    assert "gate: EV-08" in err
+    assert "fraud-detector/versions/3" not in err, "the waived EV-01 fail is accepted, not a gate failure"
+    (zip_path,) = (tmp_path / "out").glob("*.zip")
+    assert main(["verify", str(zip_path), "--rebuild"]) == 1  # unsigned: integrity only, never a pass
+    out = capsys.readouterr().out
+    assert "PASSED        rebuild.derived" in out and "PASSED        rebuild.report" in out
+
+
 def test_waivers_from_the_config_file_relative_to_it(tmp_path: Path) -> None:
     (tmp_path / "waivers.toml").write_text(WAIVERS, encoding="utf-8")
     config = (SAMPLE / "evidence.toml").read_text(encoding="utf-8")
@@ -404,4 +417,5 @@ def test_demo_builds_every_kind_offline(kind: str, tmp_path: Path, capsys: pytes
         assert "reviewer sheet:" in out and out.count("removal pending:") == 2
         assert read(zip_path, "data/inputs/decisions.csv") == (SAMPLE / "decisions.csv").read_bytes()
     cert = next(tmp_path.glob("*.cert.pem"))
-    assert main(["verify", str(zip_path), "--trust", str(cert)]) == 0
+    # Everything derived (records, review views, decisions, findings, report) follows from data/inputs.
+    assert main(["verify", str(zip_path), "--trust", str(cert), "--rebuild"]) == 0
