@@ -15,6 +15,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -615,3 +616,26 @@ def test_print_keeps_every_service_chart_and_caps_the_other_series(sample: Repor
     html = render_document(report, media="print")
     assert f"Showing {3 + OTHER_CHART_CAP['print']} of {3 + len(others)} charts" in html and "ab" * 32 in html
     assert build_context(report, "screen")["metrics"]["hidden"] == 0
+
+
+def test_pdf_is_the_same_on_a_machine_without_system_fonts(sample_pdf: bytes, tmp_path: Path) -> None:
+    # Only the bundled fonts may reach the PDF: a face the machine happens to have (an italic, a
+    # fallback) would make the bytes depend on the machine. Render in a process whose fontconfig
+    # knows no font at all, as in a slim container image, and compare.
+    config = tmp_path / "fonts.conf"
+    config.write_text(
+        f'<?xml version="1.0"?><fontconfig><cachedir>{tmp_path / "cache"}</cachedir></fontconfig>', encoding="utf-8"
+    )
+    out = tmp_path / "report.pdf"
+    script = (
+        "import sys\n"
+        "from evidence.render import render_pdf\n"
+        "from evidence.render.sample import sample_report\n"
+        "open(sys.argv[1], 'wb').write(render_pdf(sample_report()))\n"
+    )
+    env = {**os.environ, "FONTCONFIG_FILE": str(config)}
+    done = subprocess.run(
+        [sys.executable, "-W", "ignore", "-c", script, str(out)], env=env, capture_output=True, timeout=300, check=False
+    )
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    assert out.read_bytes() == sample_pdf
