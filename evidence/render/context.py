@@ -124,6 +124,13 @@ def model_ref(asset_id: Any) -> str:
     return short_name(asset_id)
 
 
+def assignment_label(assignment_id: Any) -> str:
+    """``workspace ws-prod / 93085ac3-...``: where a role assignment is, and its GUID (full ID in the CSV)."""
+    text = str(assignment_id or "")
+    scope, _, _ = text.partition("/providers/Microsoft.Authorization/")
+    return f"{scope_label(scope)} / {short_name(text)}" if text else ""
+
+
 def scope_label(scope: Any) -> str:
     """``workspace ws-prod``, ``resource group rg-ml``, ``subscription 1234…`` from an ARM scope."""
     parts = [p for p in str(scope or "").split("/") if p]
@@ -509,6 +516,7 @@ class ContextBuilder:
                 {
                     **r,
                     "workspace_name": short_name(r.get("workspace_id")) if r.get("workspace_id") else "",
+                    "assignment_label": assignment_label(r.get("assignment")),
                     "flagged": any(_lower(r.get(k)) in self.flagged for k in ("assignment", "assignment_id")),
                 }
                 for r in rows
@@ -522,6 +530,7 @@ class ContextBuilder:
                     "role": str(r.get("role_name") or short_name(r.get("role_definition_id")) or ""),
                     "principal": f"{r.get('principal_id') or 'unknown'} ({r.get('principal_type') or 'unknown'})",
                     "assignment_id": str(r.get("assignment_id") or ""),
+                    "assignment_label": assignment_label(r.get("assignment_id")),
                 }
                 for r in rows
             ]
@@ -529,7 +538,7 @@ class ContextBuilder:
         diff = review.get("diff")
         if diff:
             diff = {"added": assignments(diff["added"]), "removed": assignments(diff["removed"])}
-        pending = list(review.get("pending_removals") or ())
+        pending = [{"id": a, "label": assignment_label(a)} for a in review.get("pending_removals") or ()]
         return {
             "population": table("access_review_population", review.get("population"), self.cap),
             "changes": table("access_review_changes", review.get("changes"), cap),
