@@ -22,11 +22,12 @@ from evidence.check.interface import Control
 from evidence.check.runner import ControlResult
 from evidence.clock import Clock
 from evidence.collect.interface import Collector
+from evidence.collect.pool import DEFAULT_WORKERS
 from evidence.collect.runner import run_collection
 from evidence.collect.store import (
     COLLECTION_FILE,
+    RawStore,
     pretty_json,
-    write_raw,
 )
 from evidence.config import PolicyConfig
 from evidence.derive import (
@@ -66,6 +67,8 @@ class PackageRequest:
     release_model: str | None = None
     release_version: str | None = None
     attachments: Attachments = field(default_factory=Attachments)  # waivers, decisions, previous review
+    #: Collection threads (``--concurrency``). Not recorded: the package does not depend on it.
+    concurrency: int = DEFAULT_WORKERS
 
 
 @dataclass(frozen=True)
@@ -159,16 +162,22 @@ def _build_into(
     say: Observer,
 ) -> dict[str, Any]:
     # 1. collect: raw responses as received (redacted), and what was asked for.
-    run = run_collection(
-        clients=clients,
-        tap=tap,
-        scope=request.scope,
-        window=request.window,
-        clock=clock,
-        collectors=collectors,
-        observer=say,
-    )
-    provenance, redactions = write_raw(run.exchanges, bag)
+    # Each response is written to disk as it arrives (RawStore is the tap's sink), and named in
+    # sequential-run order at the end: memory does not grow with the log, bytes do not depend on
+    # --concurrency.
+    store = RawStore(bag)
+    with tap.streaming(store):
+        run = run_collection(
+            clients=clients,
+            tap=tap,
+            scope=request.scope,
+            window=request.window,
+            clock=clock,
+            collectors=collectors,
+            observer=say,
+            workers=request.concurrency,
+        )
+    provenance, redactions = store.finish()
     summary = CollectionSummary(
         tool_version=__version__,
         scope=request.scope,

@@ -11,6 +11,7 @@ SDK imports happen inside the methods: ``azure.ai.ml`` alone takes over a second
 from __future__ import annotations
 
 import hashlib
+import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -60,6 +61,7 @@ class AzureClients:
         self.transport = transport
         self.cloud = cloud
         self._cache: dict[tuple[str, ...], Any] = {}
+        self._lock = threading.Lock()
 
     def _common(self) -> dict[str, Any]:
         return {"transport": self.transport}
@@ -91,19 +93,20 @@ class AzureClients:
 
     def ml(self, workspace: Workspace) -> MLClient:
         key = ("ml", workspace.subscription_id, workspace.resource_group, workspace.name)
-        if key not in self._cache:
-            from azure.ai.ml import MLClient
+        with self._lock:  # pool threads share the factory: build each client once
+            if key not in self._cache:
+                from azure.ai.ml import MLClient
 
-            kwargs = self._ml_kwargs()
-            # MLClient forwards transport= to each of its inner generated clients (verified in the
-            # feasibility study by identity check), so this one seam covers all of azure-ai-ml.
-            self._cache[key] = MLClient(
-                self.credential,
-                workspace.subscription_id,
-                workspace.resource_group,
-                workspace.name,
-                **kwargs,
-            )
+                kwargs = self._ml_kwargs()
+                # MLClient forwards transport= to each of its inner generated clients (verified in the
+                # feasibility study by identity check), so this one seam covers all of azure-ai-ml.
+                self._cache[key] = MLClient(
+                    self.credential,
+                    workspace.subscription_id,
+                    workspace.resource_group,
+                    workspace.name,
+                    **kwargs,
+                )
         client: Any = self._cache[key]
         return client  # type: ignore[no-any-return]
 
@@ -117,49 +120,53 @@ class AzureClients:
         registry that does not exist or is not visible fails here, as a 404 or 403.
         """
         key = ("registry", name)
-        if key not in self._cache:
-            from azure.ai.ml import MLClient
+        with self._lock:  # pool threads share the factory: build each client once
+            if key not in self._cache:
+                from azure.ai.ml import MLClient
 
-            kwargs = self._ml_kwargs()
-            self._cache[key] = MLClient(self.credential, registry_name=name, **kwargs)
+                kwargs = self._ml_kwargs()
+                self._cache[key] = MLClient(self.credential, registry_name=name, **kwargs)
         client: Any = self._cache[key]
         return client  # type: ignore[no-any-return]
 
     def authorization(self, subscription_id: str) -> AuthorizationManagementClient:
         key = ("authorization", subscription_id)
-        if key not in self._cache:
-            from azure.mgmt.authorization import AuthorizationManagementClient
+        with self._lock:  # pool threads share the factory: build each client once
+            if key not in self._cache:
+                from azure.mgmt.authorization import AuthorizationManagementClient
 
-            self._cache[key] = AuthorizationManagementClient(
-                self.credential,
-                subscription_id,
-                base_url=self.cloud.resource_manager,
-                credential_scopes=[self.cloud.arm_scope],
-                **self._common(),
-            )
+                self._cache[key] = AuthorizationManagementClient(
+                    self.credential,
+                    subscription_id,
+                    base_url=self.cloud.resource_manager,
+                    credential_scopes=[self.cloud.arm_scope],
+                    **self._common(),
+                )
         client: Any = self._cache[key]
         return client  # type: ignore[no-any-return]
 
     def monitor(self, subscription_id: str) -> MonitorManagementClient:
         key = ("monitor", subscription_id)
-        if key not in self._cache:
-            from azure.mgmt.monitor import MonitorManagementClient
+        with self._lock:  # pool threads share the factory: build each client once
+            if key not in self._cache:
+                from azure.mgmt.monitor import MonitorManagementClient
 
-            self._cache[key] = MonitorManagementClient(
-                self.credential,
-                subscription_id,
-                base_url=self.cloud.resource_manager,
-                credential_scopes=[self.cloud.arm_scope],
-                **self._common(),
-            )
+                self._cache[key] = MonitorManagementClient(
+                    self.credential,
+                    subscription_id,
+                    base_url=self.cloud.resource_manager,
+                    credential_scopes=[self.cloud.arm_scope],
+                    **self._common(),
+                )
         client: Any = self._cache[key]
         return client  # type: ignore[no-any-return]
 
     def logs(self) -> LogsQueryClient:
         key = ("logs",)
-        if key not in self._cache:
-            from azure.monitor.query import LogsQueryClient
+        with self._lock:  # pool threads share the factory: build each client once
+            if key not in self._cache:
+                from azure.monitor.query import LogsQueryClient
 
-            self._cache[key] = LogsQueryClient(self.credential, endpoint=self.cloud.log_analytics, **self._common())
+                self._cache[key] = LogsQueryClient(self.credential, endpoint=self.cloud.log_analytics, **self._common())
         client: Any = self._cache[key]
         return client  # type: ignore[no-any-return]

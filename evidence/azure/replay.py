@@ -15,8 +15,11 @@ Matching (chosen to survive what SDKs vary between runs, and nothing more):
 * request headers are ignored (they carry the token, user agent and client request ids).
 
 Entries matching the same request are served in cassette order, each once, so a cassette can
-script ``429`` then ``200``. Once all are used the last successful one is served again, because
-SDKs legitimately repeat idempotent reads.
+script ``429`` then ``200``. When a cassette is split per collector (``<collector>.json``, as the
+sample is), an entry from the requesting collector's own file is preferred: two collectors that
+make the same request concurrently then each get their own recorded answer, whatever order they
+arrive in (the package must not depend on concurrency). Once all are used the last successful one
+is served again, because SDKs legitimately repeat idempotent reads.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from azure.core.rest._http_response_impl import HttpResponseImpl
 from azure.core.utils import case_insensitive_dict
 
 from evidence.azure.cassette import Entry
+from evidence.azure.tap import current_channel
 from evidence.errors import ReplayError
 
 _REASONS = {
@@ -74,6 +78,8 @@ class Cassette:
     entries: tuple[Entry, ...]
     variables: dict[str, Any] = field(default_factory=dict)
     files: tuple[str, ...] = ()  # the files read, relative to the cassette root, for diagnostics
+    #: Per entry, the stem of the file it came from (``endpoints`` for ``endpoints.json``).
+    sources: tuple[str, ...] = ()
 
 
 def _read_recording(path: Path, label: str) -> tuple[list[Entry], dict[str, Any]]:
@@ -136,6 +142,7 @@ def load_cassette(path: str | os.PathLike[str]) -> Cassette:
     else:
         raise ReplayError(f"cassette {root} does not exist", hint="pass the directory given to --record")
     entries: list[Entry] = []
+    sources: list[str] = []
     variables: dict[str, Any] = {}
     for file_path, label in files:
         shown = str(file_path) if root.is_file() else f"{root}/{label}"
@@ -147,7 +154,10 @@ def load_cassette(path: str | os.PathLike[str]) -> Cassette:
                 )
             variables[key] = value
         entries.extend(file_entries)
-    return Cassette(entries=tuple(entries), variables=variables, files=tuple(label for _, label in files))
+        sources.extend([Path(label).stem] * len(file_entries))
+    return Cassette(
+        entries=tuple(entries), variables=variables, files=tuple(label for _, label in files), sources=tuple(sources)
+    )
 
 
 # ----------------------------------------------------------------------------------- response
@@ -289,6 +299,8 @@ class ReplayTransport(HttpTransport[Any, Any]):
     def __init__(self, source: Cassette | Iterable[Entry]) -> None:
         entries = source.entries if isinstance(source, Cassette) else tuple(source)
         self._entries: tuple[Entry, ...] = entries
+        sources = source.sources if isinstance(source, Cassette) else ()
+        self._sources: tuple[str, ...] = sources if len(sources) == len(entries) else ("",) * len(entries)
         self._keys = tuple(request_key(e.request_method, e.request_uri) for e in entries)
         self._bodies = tuple(
             canonical_body(e.request_body) if e.request_method.upper() in _BODY_METHODS else None
@@ -324,9 +336,10 @@ class ReplayTransport(HttpTransport[Any, Any]):
         with self._lock:
             return [i for i, count in enumerate(self._used) if count == 0]
 
-    def _find(self, key: RequestKey, body: str | None) -> int | None:
+    def _find(self, key: RequestKey, body: str | None, channel: str) -> int | None:
         # Caller holds the lock.
         last_success: int | None = None
+        first_unused: int | None = None
         for index, entry_key in enumerate(self._keys):
             if entry_key != key:
                 continue
@@ -334,10 +347,13 @@ class ReplayTransport(HttpTransport[Any, Any]):
             if wanted is not None and wanted != body:
                 continue
             if self._used[index] == 0:
-                return index
-            if self._entries[index].status_code < 400:
+                if self._sources[index] == channel:
+                    return index
+                if first_unused is None:
+                    first_unused = index
+            elif self._entries[index].status_code < 400:
                 last_success = index
-        return last_success
+        return first_unused if first_unused is not None else last_success
 
     # -- HttpTransport -------------------------------------------------------------------------
     def send(self, request: Any, **kwargs: Any) -> CannedResponse:
@@ -345,8 +361,9 @@ class ReplayTransport(HttpTransport[Any, Any]):
         url = str(request.url)
         key = request_key(method, url)
         body = canonical_body(request_body(request)) if method in _BODY_METHODS else None
+        channel = current_channel()
         with self._lock:
-            index = self._find(key, body)
+            index = self._find(key, body, channel)
             if index is None:
                 self._served.append(Served(method, url, None, None))
             else:

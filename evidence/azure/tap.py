@@ -6,13 +6,24 @@ api-versions stay the SDKs' own), while the tap keeps the raw bytes of each resp
 provenance. Records are later normalised from these raw bytes, not from SDK model objects: an SDK
 model silently drops fields its api-version does not know, and evidence lost that way cannot be
 found again.
+
+Ordering: concurrent collection makes requests in an order that depends on timing, but the package
+must not. Each exchange carries the *task key* of the collection task that made it (set by the
+runner with ``EvidenceTap.task``; a tuple such as ``(collector index, part index)``) and its place
+within that task (``task_seq``). A task's calls are sequential, so sorting by ``order_key`` gives the
+order a sequential run would have made them in, whatever order they arrived in.
+
+Memory: by default the tap keeps every exchange (tests and the sample generator read them back). A
+run that writes a package hands them to a sink instead (``EvidenceTap.streaming``): the store writes
+each body to disk as it arrives and the tap keeps nothing, so memory does not grow with the number
+of Activity Log pages.
 """
 
 from __future__ import annotations
 
 import contextvars
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +34,16 @@ from azure.core.pipeline.transport import HttpTransport
 from evidence.clock import Clock, isoformat
 
 _channel: contextvars.ContextVar[str] = contextvars.ContextVar("evidence_channel", default="unattributed")
+_task: contextvars.ContextVar[tuple[int, ...]] = contextvars.ContextVar("evidence_task", default=())
+
+
+def current_channel() -> str:
+    """The collector the current code collects for (``"unattributed"`` outside a channel)."""
+    return _channel.get()
+
+
+#: Receives each exchange as it arrives (from the thread that made the request).
+Sink = Callable[["Exchange"], None]
 
 
 @dataclass(frozen=True)
@@ -37,6 +58,14 @@ class Exchange:
     headers: dict[str, str]
     body: bytes
     received_at: str
+    #: The collection task that made the request (``()`` outside one) and its place in that task.
+    task: tuple[int, ...] = ()
+    task_seq: int = 0
+
+    @property
+    def order_key(self) -> tuple[tuple[int, ...], int]:
+        """Sorts exchanges into sequential-run order, independent of arrival order."""
+        return (self.task, self.task_seq)
 
     @property
     def api_version(self) -> str | None:
@@ -59,14 +88,17 @@ def _response_bytes(response: Any) -> bytes:
 
 
 class EvidenceTap(HttpTransport):  # type: ignore[type-arg]  # azure-core's generic params are not public API
-    def __init__(self, inner: "HttpTransport[Any, Any]", clock: Clock) -> None:
+    def __init__(self, inner: HttpTransport[Any, Any], clock: Clock) -> None:
         self._inner = inner
         self._clock = clock
         self._lock = threading.Lock()
         self._exchanges: list[Exchange] = []
+        self._count = 0
+        self._task_counts: dict[tuple[int, ...], int] = {}
+        self._sink: Sink | None = None
 
     @property
-    def inner(self) -> "HttpTransport[Any, Any]":
+    def inner(self) -> HttpTransport[Any, Any]:
         return self._inner
 
     @staticmethod
@@ -79,6 +111,29 @@ class EvidenceTap(HttpTransport):  # type: ignore[type-arg]  # azure-core's gene
         finally:
             _channel.reset(token)
 
+    @staticmethod
+    @contextmanager
+    def task(key: tuple[int, ...]) -> Iterator[None]:
+        """Attribute every exchange made inside the block to the collection task ``key``."""
+        token = _task.set(key)
+        try:
+            yield
+        finally:
+            _task.reset(token)
+
+    @contextmanager
+    def streaming(self, sink: Sink) -> Iterator[None]:
+        """Hand each exchange to ``sink`` as it arrives instead of keeping it."""
+        with self._lock:
+            if self._sink is not None:
+                raise RuntimeError("the evidence tap already streams to a sink")
+            self._sink = sink
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._sink = None
+
     def exchanges(self, collector: str | None = None) -> list[Exchange]:
         with self._lock:
             items = list(self._exchanges)
@@ -90,9 +145,12 @@ class EvidenceTap(HttpTransport):  # type: ignore[type-arg]  # azure-core's gene
         kwargs["stream"] = False
         response = self._inner.send(request, **kwargs)
         body = _response_bytes(response)
+        task = _task.get()
         with self._lock:
+            task_seq = self._task_counts.get(task, 0)
+            self._task_counts[task] = task_seq + 1
             exchange = Exchange(
-                seq=len(self._exchanges),
+                seq=self._count,
                 collector=_channel.get(),
                 method=request.method.upper(),
                 url=request.url,
@@ -100,8 +158,16 @@ class EvidenceTap(HttpTransport):  # type: ignore[type-arg]  # azure-core's gene
                 headers={str(k): str(v) for k, v in response.headers.items()},
                 body=body,
                 received_at=isoformat(self._clock.now()),
+                task=task,
+                task_seq=task_seq,
             )
-            self._exchanges.append(exchange)
+            self._count += 1
+            sink = self._sink
+            if sink is None:
+                self._exchanges.append(exchange)
+        if sink is not None:
+            # Outside the lock: the sink redacts and writes to disk, in this worker thread.
+            sink(exchange)
         return response
 
     def open(self) -> None:

@@ -24,10 +24,11 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any, ClassVar
 
 from evidence.clock import isoformat
-from evidence.collect.interface import Collector, CollectSession, RawResponse, Record
+from evidence.collect.interface import Collector, CollectSession, Part, RawResponse, Record, run_parts
 from evidence.collect.normalise import timestamp, workspace_of
 from evidence.domain import Gap
 
@@ -77,44 +78,77 @@ class ActivityLogCollector(Collector):
         self.log_analytics_workspace = log_analytics_workspace
 
     def collect(self, session: CollectSession) -> None:
+        run_parts(self.parts(session), session)
+
+    def parts(self, session: CollectSession) -> Sequence[Part]:
+        """The part of the window older than retention, then one part per filter and subscription.
+
+        The retention cutoff is read once here, so every part agrees on where the window splits.
+        """
         window = session.window
         cutoff = session.clock.now() - ACTIVITY_LOG_RETENTION
         retained_start = max(window.start, cutoff)
+        parts: list[Part] = []
         if window.start < cutoff:
             old_end = min(cutoff, window.end)
-            if self.log_analytics_workspace:
-                self._collect_log_analytics(session, self.log_analytics_workspace, window.start, old_end)
-            else:
-                session.gaps.append(
-                    Gap(
-                        collector=self.name,
-                        scope=", ".join(f"/subscriptions/{s}" for s in session.scope.subscriptions),
-                        status=None,
-                        error_code="RetentionExceeded",
-                        message=(
-                            f"Activity Log retains 90 days: {utc_z(window.start)} to {utc_z(old_end)} "
-                            "is not covered; configure a Log Analytics workspace that receives the Activity Log"
-                        ),
-                        at=isoformat(session.clock.now()),
-                    )
-                )
+            parts.append(Part(partial(self._collect_expired, start=window.start, end=old_end), label="before 90 days"))
         if retained_start >= window.end:
-            return  # the whole window is older than the Activity Log keeps
+            return parts  # the whole window is older than the Activity Log keeps
         when = time_filter(retained_start, window.end)
         groups: dict[str, set[str]] = {}
         for workspace in session.scope.workspaces:
             groups.setdefault(workspace.subscription_id, set()).add(workspace.resource_group)
         for subscription in sorted(groups):
-            monitor = session.clients.monitor(subscription)
             for group in sorted(groups[subscription], key=str.lower):
-                with session.attempt(f"/subscriptions/{subscription}/resourceGroups/{group}"):
-                    for _ in monitor.activity_logs.list(
-                        filter=f"{when} and resourceGroupName eq '{_odata_literal(group)}'"
-                    ):
-                        pass  # the tap keeps each raw page; normalise reads them
-            with session.attempt(f"/subscriptions/{subscription}/providers/Microsoft.Authorization"):
-                for _ in monitor.activity_logs.list(filter=f"{when} and resourceProvider eq 'Microsoft.Authorization'"):
-                    pass
+                parts.append(
+                    Part(
+                        partial(
+                            self._list_events,
+                            subscription=subscription,
+                            scope=f"/subscriptions/{subscription}/resourceGroups/{group}",
+                            filter=f"{when} and resourceGroupName eq '{_odata_literal(group)}'",
+                        ),
+                        subscription=subscription,
+                        label=group,
+                    )
+                )
+            parts.append(
+                Part(
+                    partial(
+                        self._list_events,
+                        subscription=subscription,
+                        scope=f"/subscriptions/{subscription}/providers/Microsoft.Authorization",
+                        filter=f"{when} and resourceProvider eq 'Microsoft.Authorization'",
+                    ),
+                    subscription=subscription,
+                    label="Microsoft.Authorization",
+                )
+            )
+        return parts
+
+    def _collect_expired(self, session: CollectSession, start: datetime, end: datetime) -> None:
+        if self.log_analytics_workspace:
+            self._collect_log_analytics(session, self.log_analytics_workspace, start, end)
+            return
+        session.gaps.append(
+            Gap(
+                collector=self.name,
+                scope=", ".join(f"/subscriptions/{s}" for s in session.scope.subscriptions),
+                status=None,
+                error_code="RetentionExceeded",
+                message=(
+                    f"Activity Log retains 90 days: {utc_z(start)} to {utc_z(end)} "
+                    "is not covered; configure a Log Analytics workspace that receives the Activity Log"
+                ),
+                at=isoformat(session.clock.now()),
+            )
+        )
+
+    def _list_events(self, session: CollectSession, subscription: str, scope: str, filter: str) -> None:
+        monitor = session.clients.monitor(subscription)
+        with session.attempt(scope):
+            for _ in monitor.activity_logs.list(filter=filter):
+                pass  # the tap keeps each raw page; normalise reads them
 
     def _collect_log_analytics(
         self, session: CollectSession, workspace_id: str, start: datetime, end: datetime

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from functools import partial
 from typing import Any, ClassVar
 
-from evidence.collect.interface import Collector, CollectSession, RawResponse, Record
+from evidence.collect.interface import Collector, CollectSession, Part, RawResponse, Record, run_parts
 from evidence.collect.normalise import dedupe, listed_items, timestamp, workspace_of
+from evidence.domain import Workspace
 
 _ENDPOINTS_PATH = r".*/providers/Microsoft\.MachineLearningServices/workspaces/[^/]+/onlineEndpoints"
 _DEPLOYMENTS_PATH = r".*/workspaces/[^/]+/onlineEndpoints/[^/]+/deployments"
@@ -51,15 +53,24 @@ class EndpointsCollector(Collector):
     record_kinds: ClassVar[tuple[str, ...]] = ("endpoints", "deployments")
 
     def collect(self, session: CollectSession) -> None:
-        for workspace in session.scope.workspaces:
-            ml = session.clients.ml(workspace)
-            names: list[str] = []
-            with session.attempt(f"{workspace.arm_id}/onlineEndpoints"):
-                names = [e.name for e in ml.online_endpoints.list()]
-            for name in sorted(set(names)):
-                with session.attempt(f"{workspace.arm_id}/onlineEndpoints/{name}/deployments"):
-                    for _ in ml.online_deployments.list(name):
-                        pass
+        run_parts(self.parts(session), session)
+
+    def parts(self, session: CollectSession) -> Sequence[Part]:
+        # Workspaces are independent: one part each, in scope order.
+        return [
+            Part(partial(self._collect_workspace, workspace=w), subscription=w.subscription_id, label=w.name)
+            for w in session.scope.workspaces
+        ]
+
+    def _collect_workspace(self, session: CollectSession, workspace: Workspace) -> None:
+        ml = session.clients.ml(workspace)
+        names: list[str] = []
+        with session.attempt(f"{workspace.arm_id}/onlineEndpoints"):
+            names = [e.name for e in ml.online_endpoints.list()]
+        for name in sorted(set(names)):
+            with session.attempt(f"{workspace.arm_id}/onlineEndpoints/{name}/deployments"):
+                for _ in ml.online_deployments.list(name):
+                    pass
 
     def normalise(self, responses: Sequence[RawResponse]) -> Mapping[str, list[Record]]:
         endpoints = dedupe([_endpoint_row(i) for _, i in listed_items(responses, _ENDPOINTS_PATH)], "endpoint_id")

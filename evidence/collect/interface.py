@@ -5,6 +5,8 @@ A collector has two halves, kept apart on purpose:
 * ``collect(session)`` makes the SDK calls. The evidence tap under every client keeps each raw
   response with its provenance; the collector does not need to keep anything itself. Failed calls
   are turned into gap records by ``session.attempt(...)``, never swallowed.
+* ``parts(session)`` (optional) splits ``collect`` into independent parts, e.g. one per workspace,
+  that the runner may run concurrently; the default is one part, the whole ``collect``.
 * ``normalise(responses)`` is a pure function from the raw responses (as stored in the package)
   to record rows. Because it reads only what the package keeps, ``evidence verify --rebuild`` can
   re-derive every record from the raw evidence and prove the derived views follow from it.
@@ -14,7 +16,7 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -77,6 +79,29 @@ class CollectSession:
             self.gaps.append(gap)
 
 
+@dataclass(frozen=True)
+class Part:
+    """One independent piece of a collector's calls; ``run(session)`` makes them.
+
+    Each part gets its own ``CollectSession`` (same scope and window as ``collect`` got), so gaps
+    never interleave. A part may run concurrently with any other part of the run, except the
+    parts of the same collector it names in ``after`` (indices into that collector's parts, all
+    earlier ones): e.g. role-definition look-ups after the role-assignment lists that name them.
+    ``subscription`` and ``label`` are for progress reporting.
+    """
+
+    run: Callable[[CollectSession], None]
+    subscription: str = ""
+    label: str = ""
+    after: tuple[int, ...] = ()
+
+
+def run_parts(parts: Sequence[Part], session: CollectSession) -> None:
+    """Run parts one after another in one session: what ``collect`` does for a collector with parts."""
+    for part in parts:
+        part.run(session)
+
+
 class Collector(ABC):
     """Collects one kind of evidence across the scope."""
 
@@ -88,6 +113,16 @@ class Collector(ABC):
     @abstractmethod
     def collect(self, session: CollectSession) -> None:
         """Make the SDK calls for the whole scope; record failures through ``session.attempt``."""
+
+    def parts(self, session: CollectSession) -> Sequence[Part]:
+        """``collect`` as independent parts, listed in the order ``collect`` makes their calls.
+
+        Running the parts one after another, in list order, must make exactly the calls
+        ``collect`` makes, in the same order: the package then does not depend on concurrency.
+        Collectors that can split their work override this; the default is one part.
+        """
+        subscriptions = session.scope.subscriptions
+        return (Part(self.collect, subscription=subscriptions[0] if len(subscriptions) == 1 else ""),)
 
     @abstractmethod
     def normalise(self, responses: Sequence[RawResponse]) -> Mapping[str, list[Record]]:

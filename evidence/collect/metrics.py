@@ -20,15 +20,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from functools import partial
 from typing import Any, ClassVar
 from urllib.parse import parse_qsl, urlsplit
 
 from evidence.clock import isoformat
 from evidence.collect.activity import utc_z
-from evidence.collect.interface import Collector, CollectSession, RawResponse, Record
+from evidence.collect.interface import Collector, CollectSession, Part, RawResponse, Record, run_parts
 from evidence.collect.normalise import timestamp
-from evidence.domain import Gap
+from evidence.domain import Gap, Workspace
 
 #: "Most metrics in Azure are stored for 93 days" (azure-limits §4.2).
 METRICS_RETENTION = timedelta(days=93)
@@ -93,29 +94,69 @@ class MetricsCollector(Collector):
     record_kinds: ClassVar[tuple[str, ...]] = ("metrics",)
 
     def collect(self, session: CollectSession) -> None:
+        run_parts(self.parts(session), session)
+
+    def parts(self, session: CollectSession) -> Sequence[Part]:
+        """The retention gap, then per workspace: list its endpoints and deployments, then query them.
+
+        The listing parts come first and each query part runs after its own workspace's listing,
+        so run one after another the parts make the calls in the order they always did.
+        """
         window = session.window
         cutoff = session.clock.now() - METRICS_RETENTION
         start = max(window.start, cutoff)
+        parts: list[Part] = []
         if window.start < cutoff:
-            old_end = min(cutoff, window.end)
-            session.gaps.append(
-                Gap(
-                    collector=self.name,
-                    scope=", ".join(w.arm_id for w in sorted(session.scope.workspaces)),
-                    status=None,
-                    error_code="RetentionExceeded",
-                    message=(
-                        f"Azure Monitor keeps metrics for 93 days: {utc_z(window.start)} to {utc_z(old_end)} "
-                        "is not covered; metrics for that part of the window no longer exist"
-                    ),
-                    at=isoformat(session.clock.now()),
-                )
-            )
+            parts.append(Part(partial(self._retention_gap, start=window.start, end=min(cutoff, window.end))))
         if start >= window.end:
-            return
+            return parts
         timespan = f"{utc_z(start)}/{utc_z(window.end)}"
         interval = interval_for(window.end - start)
-        for subscription, resource_id, queries in self._resources(session):
+        workspaces = sorted(session.scope.workspaces)
+        found: list[list[tuple[str, str, tuple[MetricQuery, ...]]]] = [[] for _ in workspaces]
+        first = len(parts)
+        for i, workspace in enumerate(workspaces):
+            parts.append(
+                Part(
+                    partial(self._list_resources, workspace=workspace, found=found[i]),
+                    subscription=workspace.subscription_id,
+                    label=workspace.name,
+                )
+            )
+        for i, workspace in enumerate(workspaces):
+            parts.append(
+                Part(
+                    partial(self._query, resources=found[i], timespan=timespan, interval=interval),
+                    subscription=workspace.subscription_id,
+                    label=workspace.name,
+                    after=(first + i,),
+                )
+            )
+        return parts
+
+    def _retention_gap(self, session: CollectSession, start: datetime, end: datetime) -> None:
+        session.gaps.append(
+            Gap(
+                collector=self.name,
+                scope=", ".join(w.arm_id for w in sorted(session.scope.workspaces)),
+                status=None,
+                error_code="RetentionExceeded",
+                message=(
+                    f"Azure Monitor keeps metrics for 93 days: {utc_z(start)} to {utc_z(end)} "
+                    "is not covered; metrics for that part of the window no longer exist"
+                ),
+                at=isoformat(session.clock.now()),
+            )
+        )
+
+    def _query(
+        self,
+        session: CollectSession,
+        resources: Sequence[tuple[str, str, tuple[MetricQuery, ...]]],
+        timespan: str,
+        interval: str,
+    ) -> None:
+        for subscription, resource_id, queries in resources:
             monitor = session.clients.monitor(subscription)
             for query in queries:
                 with session.attempt(f"{resource_id}/providers/Microsoft.Insights/metrics"):
@@ -131,26 +172,25 @@ class MetricsCollector(Collector):
                     )
                     self._check_truncation(session, resource_id, query, response)
 
-    def _resources(self, session: CollectSession) -> list[tuple[str, str, tuple[MetricQuery, ...]]]:
-        """(subscription, resource ID, queries) per endpoint and deployment in scope, listed via the SDK."""
-        found: list[tuple[str, str, tuple[MetricQuery, ...]]] = []
-        for workspace in sorted(session.scope.workspaces):
-            ml = session.clients.ml(workspace)
-            endpoints: dict[str, str] = {}
-            with session.attempt(f"{workspace.arm_id}/onlineEndpoints"):
-                for endpoint in ml.online_endpoints.list():
-                    name = str(endpoint.name)
-                    endpoints[name] = str(getattr(endpoint, "id", None) or f"{workspace.arm_id}/onlineEndpoints/{name}")
-            for name in sorted(endpoints):
-                endpoint_id = endpoints[name]
-                sub = workspace.subscription_id
-                found.append((sub, endpoint_id, ENDPOINT_QUERIES))
-                deployments: list[str] = []
-                with session.attempt(f"{workspace.arm_id}/onlineEndpoints/{name}/deployments"):
-                    deployments = [str(d.name) for d in ml.online_deployments.list(name)]
-                for deployment in sorted(set(deployments)):
-                    found.append((sub, f"{endpoint_id}/deployments/{deployment}", DEPLOYMENT_QUERIES))
-        return found
+    def _list_resources(
+        self, session: CollectSession, workspace: Workspace, found: list[tuple[str, str, tuple[MetricQuery, ...]]]
+    ) -> None:
+        """(subscription, resource ID, queries) per endpoint and deployment of one workspace, via the SDK."""
+        ml = session.clients.ml(workspace)
+        endpoints: dict[str, str] = {}
+        with session.attempt(f"{workspace.arm_id}/onlineEndpoints"):
+            for endpoint in ml.online_endpoints.list():
+                name = str(endpoint.name)
+                endpoints[name] = str(getattr(endpoint, "id", None) or f"{workspace.arm_id}/onlineEndpoints/{name}")
+        for name in sorted(endpoints):
+            endpoint_id = endpoints[name]
+            sub = workspace.subscription_id
+            found.append((sub, endpoint_id, ENDPOINT_QUERIES))
+            deployments: list[str] = []
+            with session.attempt(f"{workspace.arm_id}/onlineEndpoints/{name}/deployments"):
+                deployments = [str(d.name) for d in ml.online_deployments.list(name)]
+            for deployment in sorted(set(deployments)):
+                found.append((sub, f"{endpoint_id}/deployments/{deployment}", DEPLOYMENT_QUERIES))
 
     def _check_truncation(self, session: CollectSession, resource_id: str, query: MetricQuery, response: Any) -> None:
         if not query.filter:

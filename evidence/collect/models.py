@@ -21,10 +21,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping, Sequence
+from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
-from evidence.collect.interface import Collector, CollectSession, RawResponse, Record
+from evidence.collect.interface import Collector, CollectSession, Part, RawResponse, Record, run_parts
 from evidence.collect.normalise import dedupe, listed_items, timestamp, version_key, workspace_of
+from evidence.domain import Workspace
 
 if TYPE_CHECKING:
     from azure.ai.ml import MLClient
@@ -49,20 +51,32 @@ class ModelVersionsCollector(Collector):
     record_kinds: ClassVar[tuple[str, ...]] = ("model_versions",)
 
     def collect(self, session: CollectSession) -> None:
+        run_parts(self.parts(session), session)
+
+    def parts(self, session: CollectSession) -> Sequence[Part]:
+        # Workspaces and registries are independent: one part each, in the order listed here.
+        parts = [
+            Part(partial(self._collect_workspace, workspace=w), subscription=w.subscription_id, label=w.name)
+            for w in session.scope.workspaces
+        ]
+        parts.extend(
+            Part(partial(self._collect_registry, registry=r), label=registry_scope(r))
+            for r in sorted(set(session.scope.registries))
+        )
+        return parts
+
+    def _collect_workspace(self, session: CollectSession, workspace: Workspace) -> None:
         from azure.ai.ml.constants import ListViewType
 
-        for workspace in session.scope.workspaces:
-            ml = session.clients.ml(workspace)
-            names: list[str] = []
-            with session.attempt(f"{workspace.arm_id}/models"):
-                names = [c.name for c in ml.models.list(list_view_type=ListViewType.ALL)]
-            for name in sorted(set(names)):
-                with session.attempt(f"{workspace.arm_id}/models/{name}"):
-                    # Iterating drives the SDK's paging; the tap keeps each raw page.
-                    for _ in ml.models.list(name=name, list_view_type=ListViewType.ALL):
-                        pass
-        for registry in sorted(set(session.scope.registries)):
-            self._collect_registry(session, registry)
+        ml = session.clients.ml(workspace)
+        names: list[str] = []
+        with session.attempt(f"{workspace.arm_id}/models"):
+            names = [c.name for c in ml.models.list(list_view_type=ListViewType.ALL)]
+        for name in sorted(set(names)):
+            with session.attempt(f"{workspace.arm_id}/models/{name}"):
+                # Iterating drives the SDK's paging; the tap keeps each raw page.
+                for _ in ml.models.list(name=name, list_view_type=ListViewType.ALL):
+                    pass
 
     def _collect_registry(self, session: CollectSession, registry: str) -> None:
         from azure.ai.ml.constants import ListViewType

@@ -14,6 +14,11 @@ Two things make concurrent collection produce the same package as a sequential o
   index. The tap can record that index with each exchange, and the store can then order raw
   responses by (task index, order within the task), which is exactly the sequential order.
 
+**Dependencies.** A task may name earlier tasks (``after``, by index) that must end before it
+starts: e.g. role-definition look-ups after the role-assignment lists that name them. Tasks whose
+dependencies have ended start at once; nothing waits on a stage barrier. A task whose dependency
+failed does not run (the dependency's failure is the one raised).
+
 ``workers=1`` runs every task inline, in order, on the calling thread: the sequential baseline
 and a debugging aid, through the same code path.
 """
@@ -22,7 +27,7 @@ from __future__ import annotations
 
 import contextvars
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -47,13 +52,19 @@ def current_task() -> int | None:
 class Task(Generic[T]):
     """One unit of work: ``run()``, attributed to ``channel`` (the collector) for the evidence tap.
 
-    ``subscription`` and ``label`` are only for progress reporting.
+    ``after``: indices of earlier tasks that must end first. ``subscription`` and ``label`` are
+    only for progress reporting.
     """
 
     run: Callable[[], T]
     channel: str | None = None
     subscription: str = ""
     label: str = ""
+    after: tuple[int, ...] = ()
+
+
+class _Skipped(Exception):
+    """A task not run because a task it depends on failed."""
 
 
 def _notify(observer: Any, event: str, task: Task[Any]) -> None:
@@ -68,12 +79,21 @@ def _run_one(index: int, task: Task[T], observer: Any) -> T:
     _current_task.set(index)
     _notify(observer, "started", task)
     try:
-        if task.channel is not None:
-            with EvidenceTap.channel(task.channel):
-                return task.run()
-        return task.run()
+        # The tap orders what this task fetched by (index, order within the task): sequential order.
+        with EvidenceTap.task((index,)):
+            if task.channel is not None:
+                with EvidenceTap.channel(task.channel):
+                    return task.run()
+            return task.run()
     finally:
         _notify(observer, "finished", task)
+
+
+def _check_dependencies(items: Sequence[Task[Any]]) -> None:
+    for index, task in enumerate(items):
+        for dep in task.after:
+            if not 0 <= dep < index:
+                raise ValueError(f"task {index} can only depend on earlier tasks, not {dep}")
 
 
 class WorkerPool:
@@ -88,37 +108,57 @@ class WorkerPool:
     def run(self, tasks: Sequence[Task[T] | Callable[[], T]]) -> list[T]:
         """Run every task; return their results in submission order.
 
-        Every task runs to its end even when another fails; then the failure of the earliest
-        submitted failing task is raised (so which error you see does not depend on timing).
+        Every task runs to its end even when another fails (except those depending on a failed
+        one); then the failure of the earliest submitted failing task is raised (so which error
+        you see does not depend on timing).
         """
         items: list[Task[T]] = [t if isinstance(t, Task) else Task(t) for t in tasks]
+        _check_dependencies(items)
         if self.workers == 1 or len(items) <= 1:
             return self._run_inline(items)
-        futures: list[Future[T]] = []
+        futures: dict[int, Future[T]] = {}
+        waiting = set(range(len(items)))
         with ThreadPoolExecutor(max_workers=min(self.workers, len(items)), thread_name_prefix="collect") as pool:
-            for index, task in enumerate(items):
-                context = contextvars.copy_context()
-                futures.append(pool.submit(context.run, _run_one, index, task, self.observer))
-            wait(futures)
+            while waiting or any(not f.done() for f in futures.values()):
+                # Submit, in index order, every waiting task whose dependencies have all ended.
+                for index in sorted(waiting):
+                    deps = [futures.get(d) for d in items[index].after]
+                    if all(f is not None and f.done() for f in deps):
+                        waiting.discard(index)
+                        if any(f is not None and f.exception() is not None for f in deps):
+                            skipped: Future[T] = Future()
+                            skipped.set_exception(_Skipped())
+                            futures[index] = skipped
+                            continue
+                        context = contextvars.copy_context()
+                        futures[index] = pool.submit(context.run, _run_one, index, items[index], self.observer)
+                running = [f for f in futures.values() if not f.done()]
+                if running:
+                    wait(running, return_when=FIRST_COMPLETED)
+        return self._results([futures[i] for i in range(len(items))])
+
+    @staticmethod
+    def _results(futures: Sequence[Future[T]]) -> list[T]:
         for future in futures:
             error = future.exception()
-            if error is not None:
+            if error is not None and not isinstance(error, _Skipped):
                 raise error
         return [f.result() for f in futures]
 
     def _run_inline(self, items: Sequence[Task[T]]) -> list[T]:
-        results: list[T] = []
-        first_error: BaseException | None = None
+        futures: list[Future[T]] = []
         for index, task in enumerate(items):
-            context = contextvars.copy_context()
-            try:
-                results.append(context.run(_run_one, index, task, self.observer))
-            except Exception as exc:  # kept and re-raised below, as the threaded path does
-                if first_error is None:
-                    first_error = exc
-        if first_error is not None:
-            raise first_error
-        return results
+            future: Future[T] = Future()
+            if any(futures[d].exception() is not None for d in task.after):
+                future.set_exception(_Skipped())
+            else:
+                context = contextvars.copy_context()
+                try:
+                    future.set_result(context.run(_run_one, index, task, self.observer))
+                except Exception as exc:  # kept and re-raised below, as the threaded path does
+                    future.set_exception(exc)
+            futures.append(future)
+        return self._results(futures)
 
 
 def run_tasks(

@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from functools import partial
 from typing import Any, ClassVar
 
-from evidence.collect.interface import Collector, CollectSession, RawResponse, Record
+from evidence.collect.interface import Collector, CollectSession, Part, RawResponse, Record, run_parts
 from evidence.collect.normalise import timestamp
+from evidence.domain import Workspace
 
 #: Role definition ID -> (role name, role type).
 RoleNames = Mapping[str, tuple[str | None, str | None]]
@@ -42,30 +44,62 @@ class RoleAssignmentsCollector(Collector):
     record_kinds: ClassVar[tuple[str, ...]] = ("role_assignments", "deny_assignments", "role_eligibility")
 
     def collect(self, session: CollectSession) -> None:
-        # Shared across workspaces: one lookup per distinct role definition for the whole run.
-        definition_ids: dict[str, str] = {}
+        run_parts(self.parts(session), session)
 
+    def parts(self, session: CollectSession) -> Sequence[Part]:
+        """One part per workspace (its lists), then one for the role definitions they name.
+
+        Each workspace part notes the definition IDs it saw in its own slot; the definitions part
+        merges the slots in workspace order, so which spelling of an ID is looked up does not
+        depend on which part finished first.
+        """
+        workspaces = sorted(session.scope.workspaces)
+        seen: list[dict[str, str]] = [{} for _ in workspaces]
+        parts = [
+            Part(
+                partial(self._collect_workspace, workspace=w, definition_ids=seen[i]),
+                subscription=w.subscription_id,
+                label=w.name,
+            )
+            for i, w in enumerate(workspaces)
+        ]
+        subscriptions = session.scope.subscriptions
+        if subscriptions:
+            parts.append(
+                Part(
+                    partial(self._collect_definitions, subscription=subscriptions[0], seen=seen),
+                    subscription=subscriptions[0],
+                    label="role definitions",
+                    after=tuple(range(len(workspaces))),
+                )
+            )
+        return parts
+
+    def _collect_workspace(self, session: CollectSession, workspace: Workspace, definition_ids: dict[str, str]) -> None:
         def want(definition_id: str | None) -> None:
             if definition_id:
                 definition_ids.setdefault(definition_id.lower(), definition_id)
 
-        for workspace in sorted(session.scope.workspaces):
-            auth = session.clients.authorization(workspace.subscription_id)
-            scope = workspace.arm_id
-            with session.attempt(f"{scope}/providers/Microsoft.Authorization/roleAssignments"):
-                for assignment in auth.role_assignments.list_for_scope(scope, filter=AT_SCOPE):
-                    want(assignment.role_definition_id)
-            with session.attempt(f"{scope}/providers/Microsoft.Authorization/denyAssignments"):
-                for _ in auth.deny_assignments.list_for_scope(scope, filter=AT_SCOPE):
-                    pass
-            with session.attempt(f"{scope}/providers/Microsoft.Authorization/roleEligibilityScheduleInstances"):
-                for instance in auth.role_eligibility_schedule_instances.list_for_scope(scope, filter=AT_SCOPE):
-                    want(instance.role_definition_id)
+        auth = session.clients.authorization(workspace.subscription_id)
+        scope = workspace.arm_id
+        with session.attempt(f"{scope}/providers/Microsoft.Authorization/roleAssignments"):
+            for assignment in auth.role_assignments.list_for_scope(scope, filter=AT_SCOPE):
+                want(assignment.role_definition_id)
+        with session.attempt(f"{scope}/providers/Microsoft.Authorization/denyAssignments"):
+            for _ in auth.deny_assignments.list_for_scope(scope, filter=AT_SCOPE):
+                pass
+        with session.attempt(f"{scope}/providers/Microsoft.Authorization/roleEligibilityScheduleInstances"):
+            for instance in auth.role_eligibility_schedule_instances.list_for_scope(scope, filter=AT_SCOPE):
+                want(instance.role_definition_id)
+
+    def _collect_definitions(self, session: CollectSession, subscription: str, seen: list[dict[str, str]]) -> None:
+        # Shared across workspaces: one lookup per distinct role definition for the whole run.
+        definition_ids: dict[str, str] = {}
+        for found in seen:
+            for key, definition_id in found.items():
+                definition_ids.setdefault(key, definition_id)
         # Role definitions are global objects; any subscription's client can read one by full ID.
-        subscriptions = session.scope.subscriptions
-        if not subscriptions:
-            return
-        auth = session.clients.authorization(subscriptions[0])
+        auth = session.clients.authorization(subscription)
         for key in sorted(definition_ids):
             definition_id = definition_ids[key]
             with session.attempt(definition_id):

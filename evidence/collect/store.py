@@ -9,6 +9,13 @@ Layout (relative to the bag root)::
 
 Records are always derived from the raw files *as stored* (``load_raw``), never from the
 in-memory exchanges: the same function then re-derives them for ``evidence verify --rebuild``.
+
+Streaming: ``RawStore`` is the evidence tap's sink during collection. Each response is redacted
+and written to disk when it arrives (under a temporary name: arrival order depends on timing);
+``finish()`` then names the files ``<nnnnn>`` per collector in sequential-run order (the tap's
+``order_key``), so the package does not depend on concurrency. ``load_raw`` returns lazy
+sequences that read and parse one file at a time, so neither writing nor normalising holds every
+Activity Log page in memory.
 """
 
 from __future__ import annotations
@@ -16,9 +23,12 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterable, Mapping, Sequence
+import os
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 from evidence.azure.redact import redact_json, redact_text, redact_url
 from evidence.azure.tap import Exchange
@@ -39,46 +49,120 @@ def pretty_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, ensure_ascii=False, indent=2) + "\n"
 
 
-def write_raw(exchanges: Iterable[Exchange], root: Path) -> tuple[list[Provenance], list[Redaction]]:
-    """Store each exchange's body under ``data/raw`` and return provenance and redactions."""
-    counters: dict[str, int] = {}
-    provenance: list[Provenance] = []
-    redactions: list[Redaction] = []
-    for exchange in sorted(exchanges, key=lambda e: e.seq):
-        number = counters.get(exchange.collector, 0) + 1
-        counters[exchange.collector] = number
+INCOMING_DIR = f"{RAW_DIR}/.incoming"
+
+
+@dataclass(frozen=True)
+class _Stored:
+    """One exchange as the store keeps it until ``finish``: everything but the body."""
+
+    order: tuple[tuple[int, ...], int, int]  # (task, task_seq, arrival seq): sequential-run order
+    collector: str
+    method: str
+    url: str
+    url_reasons: tuple[str, ...]
+    api_version: str | None
+    status: int
+    request_id: str | None
+    received_at: str
+    incoming: str | None  # relative path of the body under INCOMING_DIR, None when empty
+    extension: str
+    body_redactions: tuple[tuple[str, str], ...]
+
+
+class RawStore:
+    """The tap's sink: writes each response body under ``root`` as it arrives (thread-safe)."""
+
+    def __init__(self, root: Path) -> None:
+        self._root = root
+        self._lock = threading.Lock()
+        self._items: list[_Stored] = []
+        self._finished = False
+
+    def __call__(self, exchange: Exchange) -> None:
+        self.add(exchange)
+
+    def add(self, exchange: Exchange) -> None:
+        # Redaction and the write happen in the caller's (worker) thread, outside the lock.
         url, url_reasons = redact_url(exchange.url)
         data, extension, body_redactions = _redacted_body(exchange.body)
-        rel: str | None = None
+        incoming: str | None = None
         if data:
-            rel = f"{RAW_DIR}/{exchange.collector}/{number:05d}.{extension}"
-            target = root / rel
+            incoming = f"{INCOMING_DIR}/{exchange.seq:07d}.{extension}"
+            target = self._root / incoming
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(data)
-            redactions.extend(Redaction(file=rel, pointer=p, reason=r) for p, r in body_redactions)
-        redactions.extend(
-            Redaction(file=rel or COLLECTION_FILE, pointer="url", reason=reason) for reason in url_reasons
+        item = _Stored(
+            order=(exchange.task, exchange.task_seq, exchange.seq),
+            collector=exchange.collector,
+            method=exchange.method,
+            url=url,
+            url_reasons=tuple(url_reasons),
+            api_version=exchange.api_version,
+            status=exchange.status,
+            request_id=exchange.request_id,
+            received_at=exchange.received_at,
+            incoming=incoming,
+            extension=extension,
+            body_redactions=tuple(body_redactions),
         )
-        provenance.append(
-            Provenance(
-                collector=exchange.collector,
-                method=exchange.method,
-                url=url,
-                api_version=exchange.api_version,
-                status=exchange.status,
-                request_id=exchange.request_id,
-                received_at=exchange.received_at,
-                file=rel,
+        with self._lock:
+            if self._finished:
+                raise RuntimeError("raw store already finished")
+            self._items.append(item)
+
+    def finish(self) -> tuple[list[Provenance], list[Redaction]]:
+        """Give every body its final name, in sequential-run order; return provenance and redactions."""
+        with self._lock:
+            self._finished = True
+            items = sorted(self._items, key=lambda i: i.order)
+        counters: dict[str, int] = {}
+        provenance: list[Provenance] = []
+        redactions: list[Redaction] = []
+        for item in items:
+            number = counters.get(item.collector, 0) + 1
+            counters[item.collector] = number
+            rel: str | None = None
+            if item.incoming is not None:
+                rel = f"{RAW_DIR}/{item.collector}/{number:05d}.{item.extension}"
+                target = self._root / rel
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(self._root / item.incoming, target)
+                redactions.extend(Redaction(file=rel, pointer=p, reason=r) for p, r in item.body_redactions)
+            redactions.extend(
+                Redaction(file=rel or COLLECTION_FILE, pointer="url", reason=reason) for reason in item.url_reasons
             )
-        )
-    return provenance, redactions
+            provenance.append(
+                Provenance(
+                    collector=item.collector,
+                    method=item.method,
+                    url=item.url,
+                    api_version=item.api_version,
+                    status=item.status,
+                    request_id=item.request_id,
+                    received_at=item.received_at,
+                    file=rel,
+                )
+            )
+        incoming_dir = self._root / INCOMING_DIR
+        if incoming_dir.is_dir():
+            incoming_dir.rmdir()  # empty now; a leftover file would be a bug, and rmdir says so
+        return provenance, redactions
+
+
+def write_raw(exchanges: Iterable[Exchange], root: Path) -> tuple[list[Provenance], list[Redaction]]:
+    """Store each exchange's body under ``data/raw`` and return provenance and redactions."""
+    store = RawStore(root)
+    for exchange in exchanges:
+        store.add(exchange)
+    return store.finish()
 
 
 def _redacted_body(body: bytes) -> tuple[bytes, str, list[tuple[str, str]]]:
     if not body:
         return b"", "json", []
     try:
-        parsed = json.loads(body)
+        parsed = parse_json(body)
     except ValueError:
         # Not JSON (an HTML error page, a truncated body): kept as text, secrets still removed.
         redacted_text, reasons = redact_text(body.decode("utf-8", errors="replace"))
@@ -91,17 +175,75 @@ def _redacted_body(body: bytes) -> tuple[bytes, str, list[tuple[str, str]]]:
     return canonical_json(redacted).encode("utf-8"), "json", found
 
 
-def load_raw(root: Path, requests: Sequence[Provenance]) -> dict[str, list[RawResponse]]:
-    """Read the stored raw files back, grouped by collector, in request order."""
-    grouped: dict[str, list[RawResponse]] = {}
-    for prov in requests:
-        body: Any = None
+def parse_json(data: bytes) -> Any:
+    """JSON from bytes; orjson when installed (several times faster on Activity Log pages).
+
+    orjson refuses a few things the standard library accepts (NaN, integers beyond 64 bits);
+    those fall back to ``json.loads``, so what parses and how never depends on orjson being there.
+    """
+    try:
+        return _loads(data)
+    except ValueError:
+        return json.loads(data)
+
+
+def _stdlib_loads(data: bytes) -> Any:
+    return json.loads(data)
+
+
+try:  # optional speed-up; identical results for the JSON Azure sends
+    import orjson
+
+    _loads: Callable[[bytes], Any] = orjson.loads
+except ImportError:  # pragma: no cover - depends on the environment
+    _loads = _stdlib_loads
+
+
+class StoredResponses(Sequence[RawResponse]):
+    """One collector's stored raw responses, read and parsed from disk one at a time.
+
+    A ``Sequence`` so ``Collector.normalise`` can iterate it more than once (each pass reads the
+    files again); nothing holds every page at once, so memory does not grow with the log.
+    """
+
+    def __init__(self, read: Callable[[Provenance], Any], requests: Sequence[Provenance]) -> None:
+        self._read = read
+        self._requests = tuple(requests)
+
+    def __len__(self) -> int:
+        return len(self._requests)
+
+    @overload
+    def __getitem__(self, index: int) -> RawResponse: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[RawResponse]: ...
+
+    def __getitem__(self, index: int | slice) -> RawResponse | Sequence[RawResponse]:
+        if isinstance(index, slice):
+            return StoredResponses(self._read, self._requests[index])
+        prov = self._requests[index]
+        return RawResponse(provenance=prov, body=self._read(prov))
+
+    def __iter__(self) -> Iterator[RawResponse]:
+        for prov in self._requests:
+            yield RawResponse(provenance=prov, body=self._read(prov))
+
+
+def load_raw(root: Path, requests: Sequence[Provenance]) -> dict[str, StoredResponses]:
+    """The stored raw files, grouped by collector, in request order; bodies read lazily."""
+
+    def read(prov: Provenance) -> Any:
         if prov.file and prov.file.endswith(".json"):
-            body = json.loads((root / prov.file).read_bytes())
-        elif prov.file:
-            body = (root / prov.file).read_text(encoding="utf-8")
-        grouped.setdefault(prov.collector, []).append(RawResponse(provenance=prov, body=body))
-    return grouped
+            return parse_json((root / prov.file).read_bytes())
+        if prov.file:
+            return (root / prov.file).read_text(encoding="utf-8")
+        return None
+
+    grouped: dict[str, list[Provenance]] = {}
+    for prov in requests:
+        grouped.setdefault(prov.collector, []).append(prov)
+    return {collector: StoredResponses(read, provs) for collector, provs in grouped.items()}
 
 
 def normalise_all(collectors: Sequence[Collector], raw: Mapping[str, Sequence[RawResponse]]) -> dict[str, list[Record]]:
