@@ -333,6 +333,16 @@ def test_release_kind_scopes_to_the_release_version_and_compares_before_after() 
     assert release and "days before" in release[0].message and "after" in release[0].message
 
 
+def test_release_covers_only_the_endpoints_that_serve_or_served_it() -> None:
+    # churn-endpoint's green was written by alice (planted c): not part of fraud-detector's release.
+    results = run(records=sample_records(), kind="release", release_model="fraud-detector", release_version="3")
+    for cid in ("EV-04", "EV-07"):
+        subjects = {f.subject for f in only(results, cid)}
+        assert subjects and all(s.lower().startswith(FRAUD_EP.lower()) for s in subjects), cid
+    # The audit of the same records still sees it.
+    assert ("EV-07", CHURN_GREEN) in findings(run(records=sample_records()), Status.FAIL)
+
+
 def test_unrecorded_model_on_a_serving_deployment_needs_review() -> None:
     records = clean_records()
     # an in-place update of fraud green: the model it served before is not in the log

@@ -17,9 +17,11 @@ from evidence.check.population import (
     gap_findings,
     ident,
     in_window,
+    lower,
     not_collected,
     scope_subject,
 )
+from evidence.check.timeline import release_endpoints
 
 NO_ALLOWED_DEPLOYERS = "no allowed deployers configured"
 
@@ -50,6 +52,10 @@ class AllowedDeployers(Control):
         findings = gap_findings(self, ctx, "writes there were not assessed", "activity_log")
         allowed = {ident(p) for p in ctx.policy.allowed_deployers}
         writes = [c for c in changes(ctx.rows("activity_events"), SERVING_WRITES) if in_window(c.started, ctx)]
+        in_release = release_endpoints(ctx)
+        if in_release is not None:
+            # A release close-out covers the endpoints that serve or served the release.
+            writes = [c for c in writes if lower(c.resource_id).split("/deployments/", 1)[0] in in_release]
         for change in writes:
             what = change.operation.split("/workspaces/", 1)[-1]  # e.g. onlineendpoints/deployments/write
             who = f"{change.caller} ({change.caller_type})" if change.caller_type else change.caller
