@@ -343,6 +343,13 @@ def test_release_covers_only_the_endpoints_that_serve_or_served_it() -> None:
     assert ("EV-07", CHURN_GREEN) in findings(run(records=sample_records()), Status.FAIL)
 
 
+def test_a_release_that_served_no_traffic_fails_ev01() -> None:
+    results = run(records=clean_records(), kind="release", release_model="fraud-detector", release_version="1")
+    failed = [f for f in only(results, "EV-01") if f.status is Status.FAIL]
+    assert len(failed) == 1 and failed[0].severity.value == "high"
+    assert "served no traffic in the window" in failed[0].message
+
+
 def test_unrecorded_model_on_a_serving_deployment_needs_review() -> None:
     records = clean_records()
     # an in-place update of fraud green: the model it served before is not in the log

@@ -148,7 +148,26 @@ class ApprovalEvidence(Control):
                     ref(TIMELINE_KIND, "deployment_id", row["deployment_id"]),
                 )
             )
-        if not served and not unknown:
+        if ctx.kind == "release" and ctx.release_model and not served:
+            # The close-out runs after the deployment: a release with no serving evidence is
+            # missing evidence, and must stop the release (--fail-on high), not pass quietly.
+            named = [
+                str(v.get("asset_id"))
+                for v in ctx.rows("model_versions")
+                if v.get("model_name") == ctx.release_model and str(v.get("version")) == ctx.release_version
+            ]
+            subject = named[0] if named else scope_subject(ctx)
+            findings.append(
+                self.finding(
+                    Status.FAIL,
+                    Severity.HIGH,
+                    subject,
+                    f"release {ctx.release_model} version {ctx.release_version} served no traffic in the window: "
+                    "no deployment of it is evidenced",
+                    *((ref("model_versions", "asset_id", subject),) if named else ()),
+                )
+            )
+        elif not served and not unknown:
             findings.append(self.not_assessed(scope_subject(ctx), NO_SERVED))
         return findings
 
