@@ -108,3 +108,33 @@ def test_streamed_raw_files_leave_no_temporary_folder(tmp_path: Path) -> None:
         names = zf.namelist()
     assert not [n for n in names if "/.incoming" in n]
     assert any(f"/{RAW_DIR}/activity_log/00001.json" in n for n in names)
+
+
+def test_simulated_session_keeps_each_subscription_within_its_bucket_and_no_429_becomes_a_gap() -> None:
+    from evidence.azure.limiter import Limits
+    from evidence.azure.session import limiter_of, simulated_session
+    from evidence.azure.simulator import SimulatedAzure, Throttle, load_tenant
+    from evidence.collect.runner import run_collection
+
+    tenant = load_tenant(SAMPLE / "tenant.toml")
+    # A tiny bucket (8, refilled at 80 per second) so a 16-thread run must wait for tokens.
+    simulator = SimulatedAzure(tenant, throttle=Throttle(8, 80.0))
+    clock = FixedClock(tenant.now)
+    session = simulated_session(simulator, clock=clock, limits=Limits(8, 80.0))
+    config = load_config(SAMPLE / "evidence.toml")
+    run = run_collection(
+        clients=session.clients,
+        tap=session.tap,
+        scope=config.scope.to_scope(),
+        window=config.window.resolve(clock.now()),
+        clock=clock,
+        collectors=default_collectors(),
+        workers=16,
+    )
+    assert [g for g in run.gaps if g.status == 429] == []
+    limiter = limiter_of(session)
+    assert limiter is not None
+    stats = limiter.stats()
+    assert stats.waits > 0  # it did slow down
+    assert stats.gave_up == 0
+    assert stats.requests >= len(run.exchanges)

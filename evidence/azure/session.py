@@ -8,11 +8,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from evidence.azure.clients import AZURE_PUBLIC, CLOUDS, AzureClients, Cloud
+from evidence.azure.limiter import Limits, ThrottledTransport
 from evidence.azure.tap import EvidenceTap
 from evidence.clock import Clock, FixedClock, SystemClock, isoformat, parse_timestamp
 from evidence.errors import ReplayError, UsageError
+
+if TYPE_CHECKING:
+    from azure.core.pipeline.transport import HttpTransport
 
 #: The cassette variable that holds when a recording was made; a replay runs at that instant.
 RECORDED_AT = "recorded_at"
@@ -93,7 +98,12 @@ def live_session(
     from evidence.azure.credentials import live_credential
 
     clock = clock or SystemClock()
-    inner = RequestsTransport()
+    # tap -> (recorder ->) limiter -> wire. The limiter resends the 429s it absorbs itself, below
+    # the recorder: a recording holds exactly the responses the SDK was handed, so a replay (which
+    # has no limiter) gives the same package as the live run.
+    inner: HttpTransport[Any, Any] = ThrottledTransport(
+        RequestsTransport(session=_requests_session(), session_owner=True)
+    )
     if record_dir is not None:
         from evidence.azure.recording import RecordingTransport
 
@@ -101,3 +111,41 @@ def live_session(
     tap = EvidenceTap(inner, clock)
     clients = AzureClients(live_credential(credential_kind), tap, cloud=cloud)
     return AzureSession("record" if record_dir else "live", clients, tap, clock, record_dir, pseudonymize_salt)
+
+
+def simulated_session(
+    simulator: HttpTransport[Any, Any], *, clock: Clock, cloud: Cloud = AZURE_PUBLIC, limits: Limits | None = None
+) -> AzureSession:
+    """A simulated Resource Manager (``SimulatedAzure`` or several behind one transport) wired as live.
+
+    The same chain as ``live_session`` (tap -> per-subscription limiter -> transport), so the
+    benchmark measures the product's own path; only the credential and the wire are stand-ins.
+    """
+    from evidence.azure.credentials import StaticCredential
+
+    tap = EvidenceTap(ThrottledTransport(simulator, limits=limits or Limits()), clock)
+    return AzureSession("live", AzureClients(StaticCredential(), tap, cloud=cloud), tap, clock)
+
+
+def limiter_of(session: AzureSession) -> ThrottledTransport | None:
+    """The session's limiter (for its statistics), or None (replay has none: nothing to protect)."""
+    inner: Any = session.tap.inner
+    while inner is not None and not isinstance(inner, ThrottledTransport):
+        inner = getattr(inner, "inner", None)
+    return inner if isinstance(inner, ThrottledTransport) else None
+
+
+def _requests_session() -> Any:
+    """A requests session whose connection pool is as large as the collection pool.
+
+    requests keeps 10 connections per host by default; with more worker threads than that, every
+    extra request opens (and then discards) a TLS connection to management.azure.com.
+    """
+    import requests
+    from requests.adapters import HTTPAdapter
+
+    session = requests.Session()
+    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=64)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    return session
