@@ -419,3 +419,15 @@ def test_demo_builds_every_kind_offline(kind: str, tmp_path: Path, capsys: pytes
     cert = next(tmp_path.glob("*.cert.pem"))
     # Everything derived (records, review views, decisions, findings, report) follows from data/inputs.
     assert main(["verify", str(zip_path), "--trust", str(cert), "--rebuild"]) == 0
+
+
+def test_access_review_demo_is_byte_identical_across_runs(tmp_path: Path) -> None:
+    import hashlib
+
+    digests = []
+    for run in ("a", "b"):
+        assert main(["demo", "--kind", "access-review", "--out", str(tmp_path / run), "-q"]) == 0
+        (zip_path,) = (tmp_path / run).glob("*.zip")
+        sheet = next((tmp_path / run).glob("*.decisions.csv"))
+        digests.append((hashlib.sha256(zip_path.read_bytes()).hexdigest(), sheet.read_bytes()))
+    assert digests[0] == digests[1]
