@@ -46,13 +46,13 @@ except ImportError:  # pragma: no cover - isal is a dependency; this keeps a str
     _crc32 = zlib.crc32
     _ZLIB_ERRORS = (zlib.error,)
 
-#: Compressed bytes read per call; output is at most OUT_CHUNK per inflate call. Small input
-#: chunks (a few hundred KiB out) keep inflate's output in the CPU cache for the hash that follows
-#: on the same thread: measured 20-30 % less CPU per GB than 256 KiB in / 1 MiB out.
-IN_CHUNK = 32 << 10
-OUT_CHUNK = 1 << 20
-#: Stored members are read in chunks of this size.
-STORED_CHUNK = 1 << 20
+#: Compressed bytes read per call, and the most one inflate call may return. Every chunk is a new
+#: bytes object: kept under glibc's 128 KiB mmap threshold, it comes from the heap instead of
+#: fresh pages (an mmap, page faults and an munmap per chunk cost 30-40 % more CPU per GB, measured
+#: with 24-128 KiB input chunks), and it is still in the CPU cache when it is hashed.
+IN_CHUNK = 16 << 10
+OUT_CHUNK = 64 << 10
+STORED_CHUNK = 64 << 10
 #: Members at least this large may be inflated and hashed on two threads; smaller ones never are
 #: (the hand-over costs more than it saves on a small member). See ``OpenedPackage.sha256_many``
 #: for when it pays.
