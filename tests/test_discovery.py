@@ -156,3 +156,38 @@ def test_refusal_becomes_a_discovery_error_with_a_hint() -> None:
     with pytest.raises(DiscoveryError, match="AuthorizationFailed") as info:
         discover_workspaces(_client(ReplayTransport([entry])), subscriptions=["sub-1"])
     assert "Reader" in info.value.diagnostics()
+
+
+def test_discover_scope_through_the_client_factory_keeps_the_answers_on_the_discovery_channel() -> None:
+    from evidence.azure.clients import AzureClients
+    from evidence.collect.discovery import DISCOVERY_CHANNEL, discover_scope
+
+    tap = EvidenceTap(ResourceGraphResponder(_rows_for), FixedClock(parse_timestamp("2026-09-28T06:00:00Z")))
+    clients = AzureClients(StaticCredential(), tap)
+    scope = discover_scope(clients, subscriptions=["sub-1", "sub-0"], organisation="Contoso", registries=["shared"])
+    assert [w.name for w in scope.workspaces] == [f"mlw-{s}-{w:02d}" for s in (0, 1) for w in range(5)]
+    assert scope.organisation == "Contoso" and scope.registries == ("shared",)
+    assert {e.collector for e in tap.exchanges()} == {DISCOVERY_CHANNEL}
+
+
+def test_discover_scope_finding_nothing_is_an_error_not_an_empty_audit() -> None:
+    from evidence.azure.clients import AzureClients
+    from evidence.collect.discovery import discover_scope
+
+    tap = EvidenceTap(ResourceGraphResponder(_rows_for), FixedClock(parse_timestamp("2026-09-28T06:00:00Z")))
+    with pytest.raises(DiscoveryError, match="no Azure ML workspace in subscription sub-9"):
+        discover_scope(AzureClients(StaticCredential(), tap), subscriptions=["sub-9"])
+
+
+def test_discovery_answers_made_before_the_package_folder_existed_still_reach_the_store() -> None:
+    from evidence.azure.clients import AzureClients
+    from evidence.collect.discovery import discover_scope
+
+    tap = EvidenceTap(ResourceGraphResponder(_rows_for), FixedClock(parse_timestamp("2026-09-28T06:00:00Z")))
+    discover_scope(AzureClients(StaticCredential(), tap), management_groups=["mg-contoso"])
+    kept = len(tap.exchanges())
+    streamed: list[Any] = []
+    with tap.streaming(streamed.append):
+        pass
+    assert kept > 0 and len(streamed) == kept
+    assert tap.exchanges() == []  # handed over, not kept twice

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from azure.core.pipeline.transport import HttpTransport
     from azure.mgmt.authorization import AuthorizationManagementClient
     from azure.mgmt.monitor import MonitorManagementClient
+    from azure.mgmt.resourcegraph import ResourceGraphClient
     from azure.monitor.query import LogsQueryClient
 
 
@@ -154,6 +155,22 @@ class AzureClients:
                 self._cache[key] = MonitorManagementClient(
                     self.credential,
                     subscription_id,
+                    base_url=self.cloud.resource_manager,
+                    credential_scopes=[self.cloud.arm_scope],
+                    **self._common(),
+                )
+        client: Any = self._cache[key]
+        return client  # type: ignore[no-any-return]
+
+    def resource_graph(self) -> ResourceGraphClient:
+        """Azure Resource Graph (``--discover``): tenant-wide queries, no subscription in the client."""
+        key = ("resourcegraph",)
+        with self._lock:
+            if key not in self._cache:
+                from azure.mgmt.resourcegraph import ResourceGraphClient
+
+                self._cache[key] = ResourceGraphClient(
+                    self.credential,
                     base_url=self.cloud.resource_manager,
                     credential_scopes=[self.cloud.arm_scope],
                     **self._common(),

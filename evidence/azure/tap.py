@@ -123,11 +123,18 @@ class EvidenceTap(HttpTransport):  # type: ignore[type-arg]  # azure-core's gene
 
     @contextmanager
     def streaming(self, sink: Sink) -> Iterator[None]:
-        """Hand each exchange to ``sink`` as it arrives instead of keeping it."""
+        """Hand each exchange to ``sink`` as it arrives instead of keeping it.
+
+        Exchanges kept before (e.g. ``--discover``'s Resource Graph queries, made before the
+        package folder existed) go to the sink first: nothing the tap saw is left out.
+        """
         with self._lock:
             if self._sink is not None:
                 raise RuntimeError("the evidence tap already streams to a sink")
             self._sink = sink
+            earlier, self._exchanges = self._exchanges, []
+        for exchange in earlier:
+            sink(exchange)
         try:
             yield
         finally:

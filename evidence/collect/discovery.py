@@ -25,11 +25,16 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from evidence.domain import Workspace
+from evidence.domain import Scope, Workspace
 from evidence.errors import EvidenceError
 
 if TYPE_CHECKING:
     from azure.mgmt.resourcegraph import ResourceGraphClient
+
+    from evidence.azure.clients import AzureClients
+
+#: The tap channel (and raw folder) discovery queries are attributed to.
+DISCOVERY_CHANNEL = "discovery"
 
 #: Resource Graph's maximum rows per page (azure-limits.md section 2).
 PAGE_SIZE = 1000
@@ -200,3 +205,34 @@ def discover_workspaces(
 ) -> tuple[Workspace, ...]:
     """Every Azure ML workspace the identity can read in the given subscriptions / management groups."""
     return ResourceGraphDiscovery(client, subscriptions=subscriptions, management_groups=management_groups).workspaces()
+
+
+def discover_scope(
+    clients: AzureClients,
+    *,
+    subscriptions: Sequence[str] = (),
+    management_groups: Sequence[str] = (),
+    organisation: str = "",
+    registries: Sequence[str] = (),
+) -> Scope:
+    """``--discover``: a scope of every workspace Resource Graph shows the identity.
+
+    The queries go through the client factory, so the evidence tap keeps their answers (attributed
+    to the ``discovery`` channel): the package shows how its scope was found. Finding nothing is an
+    error, not an empty package: an audit of nothing would look like an audit that passed.
+    """
+    from evidence.azure.tap import EvidenceTap
+
+    with EvidenceTap.channel(DISCOVERY_CHANNEL):
+        found = discover_workspaces(
+            clients.resource_graph(), subscriptions=subscriptions, management_groups=management_groups
+        )
+    if not found:
+        searched = ", ".join(
+            [f"subscription {s}" for s in subscriptions] + [f"management group {g}" for g in management_groups]
+        )
+        raise DiscoveryError(
+            f"Resource Graph shows no Azure ML workspace in {searched or 'any subscription the identity can read'}",
+            hint="check the subscriptions / management group, and that the identity has Reader on them",
+        )
+    return Scope(workspaces=found, registries=tuple(registries), organisation=organisation)
