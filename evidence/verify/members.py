@@ -114,7 +114,7 @@ class MemberReader:
         return int(info.header_offset + _LOCAL_HEADER.size + name_len + extra_len)
 
     def chunks(self, info: zipfile.ZipInfo) -> Iterator[bytes]:
-        """The member's uncompressed bytes, in chunks of at most 1 MiB; length checked, not CRC."""
+        """The member's uncompressed bytes, in chunks of at most 64 KiB; length checked, not CRC."""
         pos = self._data_offset(info)
         remaining = info.compress_size
         produced = 0
@@ -141,6 +141,8 @@ class MemberReader:
                 remaining -= len(data)
                 while data:
                     out = inflater.decompress(data, OUT_CHUNK)
+                    if not out and inflater.unconsumed_tail == data:  # never loop without progress
+                        raise MemberError("the DEFLATE stream makes no progress")
                     data = inflater.unconsumed_tail
                     if out:
                         produced += len(out)

@@ -149,7 +149,7 @@ class OpenedPackage:
         return b"".join(chunks)
 
     def sha256(self, relpath: str) -> tuple[str, int]:
-        """SHA-256 hex digest and length of a member, streamed in chunks of at most 1 MiB.
+        """SHA-256 hex digest and length of a member, streamed in chunks of at most 64 KiB.
 
         Each member is hashed once per opened package: a member already read whole (a tag file,
         the report PDF spooled for PAdES) or hashed before returns the digest of that read.
