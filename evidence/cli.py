@@ -196,14 +196,31 @@ def _source_options(command: Any) -> Any:
     default=None,
     help="--kind access-review: the completed reviewer decisions CSV (from the template).",
 )
+@click.option(
+    "--discover",
+    is_flag=True,
+    help="Find every Azure ML workspace the identity can read (Azure Resource Graph) in --subscription "
+    "and/or --management-group, instead of naming workspaces.",
+)
+@click.option("--management-group", multiple=True, help="--discover: a management group to search (repeatable).")
+@click.option(
+    "--concurrency",
+    type=click.IntRange(min=1, max=64),
+    default=None,
+    help="Requests in flight at once (default 16). Each subscription stays within its ARM read budget; "
+    "the package is the same whatever the value.",
+)
 @click.option("--fail-on", type=click.Choice(SEVERITIES), default=None)
 @click.option("--strict", is_flag=True)
 @click.option("--quiet", "-q", is_flag=True)
 def package(**options: Any) -> None:
     """Collect evidence from Azure (or a recording) and build a signed package."""
     from evidence.commands import run_package
+    from evidence.progress import make_progress
 
-    result = run_package(options, observer=_Progress(options["quiet"]))
+    # Live bars per collector and subscription on a terminal, plain lines otherwise, none with --quiet.
+    with make_progress(quiet=options["quiet"], prefix="evidence: ") as progress:
+        result = run_package(options, observer=progress)
     _print_result(result, demo=False)
     _gate(result, options["fail_on"], options["strict"])
 

@@ -7,6 +7,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from evidence.collect.pool import DEFAULT_WORKERS
 from evidence.config import Config, WindowConfig, load_config
 from evidence.domain import Scope, Window
 from evidence.errors import UsageError
@@ -94,13 +95,22 @@ def run_package(options: dict[str, Any], *, observer: Observer | None = None) ->
         raise UsageError("--replay and --record cannot be used together", hint="record first, then replay")
     kind = options.get("kind") or "audit"
     check_kind_options(kind, options)
-    scope = config.scope.to_scope()
+    # --discover: the scope comes from Resource Graph once the session exists (below).
+    scope = None if options.get("discover") else config.scope.to_scope()
+    if options.get("management_group") and not options.get("discover"):
+        raise UsageError("--management-group is only searched with --discover", hint="add --discover")
+    if options.get("discover") and (options.get("workspace") or options.get("resource_group")):
+        raise UsageError(
+            "--discover finds the workspaces itself", hint="drop --workspace/--resource-group, or drop --discover"
+        )
     signer = None if options.get("unsigned") else load_signer(config)
     # Files the person handed us are read and checked before anything is collected.
     waivers = options.get("waivers") or (Path(config.policy.waivers) if config.policy.waivers else None)
     attached = attachments(waivers=waivers, decisions=options.get("decisions"), previous=options.get("previous"))
     session = open_session(config, options, observer=observer)
     try:
+        if scope is None:
+            scope = discovered_scope(session, config, options, observer)
         if kind == "release":
             window = release_window(session, scope, options)
         else:
@@ -116,6 +126,7 @@ def run_package(options: dict[str, Any], *, observer: Observer | None = None) ->
             release_model=options.get("model") if kind == "release" else None,
             release_version=options.get("version") if kind == "release" else None,
             attachments=attached,
+            concurrency=options.get("concurrency") or DEFAULT_WORKERS,
         )
         return build_package(
             request,
@@ -129,6 +140,24 @@ def run_package(options: dict[str, Any], *, observer: Observer | None = None) ->
         )
     finally:
         session.finish()
+
+
+def discovered_scope(session: Any, config: Config, options: dict[str, Any], observer: Observer | None) -> Scope:
+    """``--discover``: every workspace Resource Graph shows in the subscriptions / management groups."""
+    from evidence.collect.discovery import discover_scope
+
+    # [scope] workspaces / resource_group in evidence.toml are not used: discovery decides.
+    scope = discover_scope(
+        session.clients,
+        subscriptions=config.scope.subscriptions,
+        management_groups=tuple(options.get("management_group") or ()),
+        organisation=config.scope.organisation,
+        registries=config.scope.registries,
+    )
+    if observer is not None:
+        subscriptions = len({w.subscription_id for w in scope.workspaces})
+        observer(f"discovered {len(scope.workspaces)} workspace(s) in {subscriptions} subscription(s)")
+    return scope
 
 
 #: Flags that only mean something for one kind of package.

@@ -80,13 +80,14 @@ class PlainProgress(_Counting):
     Without a plan, every finished task gets a line with a running count instead.
     """
 
-    def __init__(self, stream: TextIO) -> None:
+    def __init__(self, stream: TextIO, prefix: str = "") -> None:
         super().__init__()
         self.stream = stream
+        self.prefix = prefix
 
     def _line(self, text: str) -> None:
         # Caller holds the lock, so lines from different workers never interleave.
-        self.stream.write(text + "\n")
+        self.stream.write(self.prefix + text + "\n")
         self.stream.flush()
 
     def __call__(self, message: str) -> None:
@@ -170,7 +171,7 @@ class LiveProgress(_Counting):
         self._rich.stop()
 
 
-def make_progress(*, quiet: bool = False, stream: TextIO | None = None) -> Progress:
+def make_progress(*, quiet: bool = False, stream: TextIO | None = None, prefix: str = "") -> Progress:
     """The rendering for this run: nothing when quiet, live on a terminal, plain lines otherwise."""
     out = sys.stderr if stream is None else stream
     if quiet:
@@ -180,5 +181,5 @@ def make_progress(*, quiet: bool = False, stream: TextIO | None = None) -> Progr
         try:
             return LiveProgress(out)
         except ImportError:  # rich is optional at run time: fall back to lines
-            return PlainProgress(out)
-    return PlainProgress(out)
+            return PlainProgress(out, prefix)
+    return PlainProgress(out, prefix)
