@@ -89,7 +89,8 @@ def read_previous(path: Path) -> tuple[bytes, dict[str, str]]:
     for line in info.decode("utf-8", errors="replace").splitlines():
         if line.startswith("Package-Id:"):
             package_id = line.split(":", 1)[1].strip()
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    with path.open("rb") as handle:  # streamed: a previous package can be hundreds of MB
+        digest = hashlib.file_digest(handle, "sha256").hexdigest()
     return rows, {"package": path.name, "package_id": package_id, "sha256": digest}
 
 
