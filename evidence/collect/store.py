@@ -21,14 +21,13 @@ Activity Log page in memory.
 from __future__ import annotations
 
 import csv
-import io
 import json
 import os
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, overload
+from typing import Any, TextIO, overload
 
 from evidence.azure.redact import redact_json, redact_text, redact_url
 from evidence.azure.tap import Exchange
@@ -256,26 +255,26 @@ def normalise_all(collectors: Sequence[Collector], raw: Mapping[str, Sequence[Ra
 
 
 def write_records(records: Mapping[str, Sequence[Record]], root: Path) -> None:
+    """One ``.jsonl`` and one ``.csv`` per kind, written row by row (never the whole file in memory)."""
     directory = root / RECORDS_DIR
     directory.mkdir(parents=True, exist_ok=True)
     for kind, rows in sorted(records.items()):
-        lines = "".join(canonical_json(row) + "\n" for row in rows)
-        (directory / f"{kind}.jsonl").write_text(lines, encoding="utf-8", newline="\n")
-        (directory / f"{kind}.csv").write_text(_csv(rows), encoding="utf-8", newline="")
+        with (directory / f"{kind}.jsonl").open("w", encoding="utf-8", newline="\n") as jsonl:
+            for row in rows:
+                jsonl.write(canonical_json(row) + "\n")
+        with (directory / f"{kind}.csv").open("w", encoding="utf-8", newline="") as out:
+            _write_csv(rows, out)
 
 
-def _csv(rows: Sequence[Record]) -> str:
-    columns: list[str] = []
+def _write_csv(rows: Sequence[Record], out: TextIO) -> None:
+    columns: dict[str, None] = {}  # first-seen order
     for row in rows:
         for key in row:
-            if key not in columns:
-                columns.append(key)
-    out = io.StringIO()
+            columns.setdefault(key)
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(columns)
     for row in rows:
         writer.writerow([_cell(row.get(c)) for c in columns])
-    return out.getvalue()
 
 
 def _cell(value: Any) -> str:
