@@ -396,11 +396,12 @@ def context(
     kind: str = "audit",
     release_model: str | None = None,
     release_version: str | None = None,
+    registries: Sequence[str] = (),
 ) -> CheckContext:
     return CheckContext(
         records=sample_records() if records is None else records,
         gaps=tuple(gaps),
-        scope=Scope((WORKSPACE,), organisation="Contoso"),
+        scope=Scope((WORKSPACE,), registries=tuple(registries), organisation="Contoso"),
         window=WINDOW,
         collected_at=COLLECTED_AT,
         policy=policy_config or policy(),

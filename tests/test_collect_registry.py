@@ -103,6 +103,13 @@ def test_registry_versions_across_pages_including_archived_after_discovery(tmp_p
     assert archived["archived"] is True
     assert archived["asset_id"] == f"{REG_ID}/models/credit-risk/versions/1"
     assert rows[3]["tags"] == {"approved_by": "dan@contoso.com"} and rows[3]["created_by"] == "sp-mlops-release"
+    # A deployment's registry reference, in either form, finds the collected version (the controls' lookup).
+    from evidence.check.population import model_version_of
+
+    uri = f"azureml://registries/{REGISTRY}/models/credit-risk/versions/3"
+    assert model_version_of(rows, WS_ID, uri, "credit-risk", "3") is rows[3]
+    assert model_version_of(rows, WS_ID, rows[2]["asset_id"].upper(), "credit-risk", "2") is rows[2]
+    assert model_version_of(rows, WS_ID, "azureml:credit-risk:3", "credit-risk", "3") is None  # not in the workspace
     # The discovery answer is evidence too: it says where the registry lives.
     urls = [p.url for p in provenance]
     assert urls[2] == registry_discovery_url()

@@ -369,6 +369,97 @@ def test_unrecorded_model_on_a_serving_deployment_needs_review() -> None:
     assert findings(results, Status.FAIL) == set()
 
 
+# ---------------------------------------------------------------------------- registry models
+REGISTRY = "contoso-registry"
+REGISTRY_ID = (
+    "/subscriptions/99999999-8888-7777-6666-555555555555/resourceGroups/rg-ml-shared"
+    f"/providers/Microsoft.MachineLearningServices/registries/{REGISTRY}"
+)
+
+
+def registry_version_id(name: str, number: str) -> str:
+    return f"{REGISTRY_ID}/models/{name}/versions/{number}"
+
+
+def fraud_in_registry(records: dict[str, Any]) -> dict[str, Any]:
+    """fraud-detector registered in the registry (as models.py records it), deployed from there.
+
+    Blue pins version 2 by ARM ID, green pins version 3 by ``azureml://registries/...`` URI.
+    """
+    records = copy.deepcopy(records)
+    for row in records["model_versions"]:
+        if row["model_name"] == "fraud-detector":
+            row.update(
+                workspace_id=None, registry=REGISTRY, asset_id=registry_version_id("fraud-detector", row["version"])
+            )
+        else:
+            row["registry"] = None
+    for row in records["deployments"]:
+        if row["deployment_id"] == FRAUD_BLUE:
+            row["model_asset_id"] = registry_version_id("fraud-detector", "2")
+        if row["deployment_id"] == FRAUD_GREEN:
+            row["model_asset_id"] = f"azureml://registries/{REGISTRY}/models/fraud-detector/versions/3"
+    return records
+
+
+REGISTRY_V3 = registry_version_id("fraud-detector", "3")
+
+
+def test_deployments_of_registry_models_are_assessed_like_workspace_ones() -> None:
+    results = run(records=fraud_in_registry(sample_records()), registries=[REGISTRY])
+    # The same planted problem (a), found on the registry version; nothing else changes.
+    assert findings(results, Status.FAIL) == {
+        ("EV-01", REGISTRY_V3),
+        ("EV-07", CHURN_GREEN),
+        ("EV-08", assignment_id(3)),
+        ("EV-08", assignment_id(4)),
+        ("EV-09", assignment_id(6)),
+    }
+    assert findings(results, Status.NOT_ASSESSED) == {("EV-02", REGISTRY_V3)}
+    assert findings(results, Status.MANUAL_REVIEW) == {("EV-06", REGISTRY_V3)}
+    owner = next(f for f in only(results, "EV-03") if f.subject == REGISTRY_V3)
+    assert owner.status is Status.PASS and "fraud-team@contoso.com" in owner.message
+    rollback = next(f for f in only(results, "EV-05") if f.subject == FRAUD_EP)
+    assert rollback.status is Status.PASS and "roll back to version 2" in rollback.message
+    assert any(e.pointer == f"asset_id={registry_version_id('fraud-detector', '2')}" for e in rollback.evidence)
+
+
+def test_clean_registry_variant_every_control_passes() -> None:
+    results = run(records=fraud_in_registry(clean_records()), registries=[REGISTRY])
+    assert {cid: r.status for cid, r in results.items()} == dict.fromkeys(CONTROL_IDS, Status.PASS)
+    approvals = {f.subject for f in only(results, "EV-01")}
+    assert REGISTRY_V3 in approvals
+
+
+def test_registrant_of_a_registry_version_is_checked_for_separation_of_duties() -> None:
+    records = fraud_in_registry(clean_records())
+    _version(records, "fraud-detector", "3")["created_by"] = CAROL  # CAROL approved it too
+    results = run(records=records, registries=[REGISTRY])
+    assert findings(results, Status.FAIL) == {("EV-06", REGISTRY_V3)}
+    clash = next(f for f in only(results, "EV-06") if f.subject == REGISTRY_V3)
+    assert "the approver registered the version" in clash.message
+
+
+def test_rollback_target_stays_in_the_registry() -> None:
+    records = fraud_in_registry(clean_records())
+    _version(records, "fraud-detector", "2")["archived"] = True
+    # A workspace model of the same name, approved and active, is another model: not a target.
+    workspace_v2 = copy.deepcopy(_version(sample_records(), "fraud-detector", "2"))
+    records["model_versions"].append({**workspace_v2, "registry": None})
+    results = run(records=records, registries=[REGISTRY])
+    assert findings(results, Status.FAIL) == {("EV-05", FRAUD_EP)}
+
+
+def test_a_registry_outside_the_scope_is_not_assessed_and_says_why() -> None:
+    records = fraud_in_registry(clean_records())
+    records["model_versions"] = [r for r in records["model_versions"] if not r.get("registry")]
+    results = run(records=records)  # no registries in the scope
+    for cid in ("EV-01", "EV-03", "EV-06"):
+        finding = next(f for f in only(results, cid) if "registries/" in f.subject)
+        assert finding.status is Status.NOT_ASSESSED, cid
+        assert f"registry {REGISTRY}, which is not in the scope" in finding.message, cid
+
+
 # ------------------------------------------------------------------------- the real sample tenant
 def contoso_results() -> tuple[dict[str, ControlResult], set[str]]:
     """Collect the bundled Contoso tenant through the real collectors (simulated ARM) and check it.

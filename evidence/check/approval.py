@@ -21,6 +21,7 @@ from evidence.check.population import (
     missing_kinds,
     not_collected,
     ref,
+    registry_of_reference,
     scope_subject,
     tags_of,
 )
@@ -60,10 +61,13 @@ def version_missing(control: Control, served: ServedVersion, ctx: CheckContext) 
     """The finding for a served version whose record was not collected."""
     evidence = ref(TIMELINE_KIND, "deployment_id", served.deployment_ids[0]) if served.deployment_ids else None
     refs = (evidence,) if evidence else ()
-    if "registries/" in served.reference.lower():
+    registry = registry_of_reference(served.reference)
+    if registry is not None and registry.lower() not in {r.lower() for r in ctx.scope.registries}:
+        # Registry versions are collected only for the registries the scope names.
         return control.not_assessed(
             served.subject,
-            f"not assessed: {served.reference} is a registry model; registry versions are not collected",
+            f"not assessed: {served.reference} is a model in registry {registry}, which is not in the scope "
+            "([scope] registries / --registry), so its versions were not collected",
             *refs,
         )
     if has_gap(ctx, "model_versions"):

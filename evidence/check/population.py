@@ -11,6 +11,7 @@ without a later Failed (an asynchronous write whose completion fell outside the 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -219,23 +220,72 @@ def index_rows(rows: Sequence[Record], key: str) -> dict[str, Record]:
     return {lower(r.get(key)): r for r in rows if r.get(key)}
 
 
+#: ``azureml://registries/<registry>/models/<name>/versions/<version>`` (also with ``locations/<l>/``).
+_REGISTRY_REFERENCE = re.compile(
+    r"^azureml://(?:locations/[^/]+/)?registries/(?P<registry>[^/]+)/models/(?P<name>[^/]+)/versions/(?P<version>[^/]+)$",
+    re.IGNORECASE,
+)
+
+
+_REGISTRY_OF = re.compile(
+    r"^(?:azureml://(?:locations/[^/]+/)?|/subscriptions/[^/]+/resourceGroups/[^/]+/providers/"
+    r"Microsoft\.MachineLearningServices/)registries/(?P<registry>[^/]+)/",
+    re.IGNORECASE,
+)
+
+
+def registry_of_reference(reference: str | None) -> str | None:
+    """The registry a model reference names (``azureml://registries/...`` or an ARM ID), or None."""
+    match = _REGISTRY_OF.match((reference or "").strip())
+    return match.group("registry") if match else None
+
+
+def model_home(row: Mapping[str, Any]) -> str:
+    """Where a model version record lives: its workspace ID, or ``registry:<name>`` (lower case).
+
+    Versions of one model are comparable (rollback targets, "earlier version") only within one home:
+    a registry model and a workspace model of the same name are different models.
+    """
+    if row.get("registry"):
+        return f"registry:{str(row['registry']).lower()}"
+    return lower(row.get("workspace_id"))
+
+
 def model_version_of(
     versions: Sequence[Record], workspace_id: str | None, reference: str | None, name: str | None, version: str | None
 ) -> Record | None:
-    """The collected model version a deployment reference points at, or None."""
-    if reference and reference.lower().startswith("/subscriptions/"):
-        target = lower(reference)
+    """The collected model version a deployment reference points at, or None.
+
+    An ARM ID is matched to the record's ``asset_id`` (workspace and registry versions alike); an
+    ``azureml://registries/<r>/models/<n>/versions/<v>`` URI to the registry version record
+    (``registry`` field, collected when ``[scope] registries`` names it); any other form names a
+    version in the deployment's own workspace.
+    """
+    if reference and reference.strip().lower().startswith("/subscriptions/"):
+        target = lower(reference.strip())
         for row in versions:
             if lower(row.get("asset_id")) == target:
                 return row
         return None
-    if reference and "registries/" in reference.lower():
-        return None  # registry assets are not in the workspace's model_versions
+    if registry_of_reference(reference) is not None:
+        match = _REGISTRY_REFERENCE.match(str(reference).strip())
+        if match is None:
+            return None  # a label or other unpinned registry reference: EV-04's subject
+        registry = match.group("registry").lower()
+        for row in versions:
+            if (
+                str(row.get("registry") or "").lower() == registry
+                and row.get("model_name") == match.group("name")
+                and str(row.get("version")) == match.group("version")
+            ):
+                return row
+        return None
     if not name or not version:
         return None
     for row in versions:
         if (
-            lower(row.get("workspace_id")) == lower(workspace_id)
+            not row.get("registry")
+            and lower(row.get("workspace_id")) == lower(workspace_id)
             and row.get("model_name") == name
             and str(row.get("version")) == str(version)
         ):

@@ -12,7 +12,16 @@ from typing import ClassVar
 
 from evidence.check.approval import approval_of
 from evidence.check.interface import CheckContext, Control, ControlInfo, Finding, Record, Severity, Status
-from evidence.check.population import gap_findings, has_gap, lower, model_version_of, not_collected, ref, scope_subject
+from evidence.check.population import (
+    gap_findings,
+    has_gap,
+    lower,
+    model_home,
+    model_version_of,
+    not_collected,
+    ref,
+    scope_subject,
+)
 from evidence.collect.normalise import version_key
 
 
@@ -67,7 +76,7 @@ class RollbackTarget(Control):
             )
             if found is None:
                 continue
-            key = (lower(found.get("workspace_id")), str(found.get("model_name")))
+            key = (model_home(found), str(found.get("model_name")))  # a workspace, or a registry
             if key not in newest or version_key(str(found["version"])) > version_key(str(newest[key]["version"])):
                 newest[key] = found
         if not newest:
@@ -78,11 +87,11 @@ class RollbackTarget(Control):
             )
             return [self.not_assessed(endpoint, f"not assessed: {reason}", evidence)]
         out: list[Finding] = []
-        for (workspace, name), current in sorted(newest.items()):
+        for (home, name), current in sorted(newest.items()):
             earlier = [
                 v
                 for v in versions
-                if lower(v.get("workspace_id")) == workspace
+                if model_home(v) == home
                 and v.get("model_name") == name
                 and version_key(str(v.get("version"))) < version_key(str(current["version"]))
             ]
