@@ -278,9 +278,13 @@ def cassette_pseudonymize(source: Path, target: Path, quiet: bool) -> None:
     help="A certificate or public key (PEM or OpenSSH) whose signatures you trust. Repeatable.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the verification report as JSON.")
-@click.option("--rebuild", is_flag=True, help="Also re-derive records and findings from the raw evidence.")
+@click.option(
+    "--rebuild",
+    is_flag=True,
+    help="Also re-derive records, findings and the HTML report from the raw evidence and compare them.",
+)
 def verify(package_path: Path, trust: tuple[Path, ...], as_json: bool, rebuild: bool) -> None:
-    """Check a package offline: archive safety, every hash, the signatures, and who signed."""
+    """Check a package offline: archive safety, every hash, the package and PDF signatures, and who signed."""
     from evidence.verify import verify_package
 
     # Fail closed: without --trust the signer is not trusted, and an untrusted package does not pass.
