@@ -111,8 +111,9 @@ def run_package(options: dict[str, Any], *, observer: Observer | None = None) ->
     try:
         if scope is None:
             scope = discovered_scope(session, config, options, observer)
+        window_start = None
         if kind == "release":
-            window = release_window(session, scope, options)
+            window, window_start = release_window(session, scope, options)
         else:
             window = config.window.resolve(session.clock.now())
         request = PackageRequest(
@@ -125,6 +126,7 @@ def run_package(options: dict[str, Any], *, observer: Observer | None = None) ->
             page_size=config.output.page_size,
             release_model=options.get("model") if kind == "release" else None,
             release_version=options.get("version") if kind == "release" else None,
+            release_window_start=window_start,
             attachments=attached,
             concurrency=options.get("concurrency") or DEFAULT_WORKERS,
         )
@@ -186,17 +188,20 @@ def check_kind_options(kind: str, options: dict[str, Any]) -> None:
             )
 
 
-def release_window(session: Any, scope: Scope, options: dict[str, Any]) -> Window:
-    """From the version's registration (or --since) to now; the clock is the recording's in a replay."""
+def release_window(session: Any, scope: Scope, options: dict[str, Any]) -> tuple[Window, str]:
+    """From the version's registration (or --since) to now; the clock is the recording's in a replay.
+
+    Also says where the start came from ("since" or "registration"), for ``data/inputs/request.json``.
+    The registration lookup's answers are kept on the tap's ``release`` channel (``data/raw/release/``).
+    """
     from evidence.collect.release import registered_at
     from evidence.window import checked, parse_instant
 
     now = session.clock.now()
     if options.get("since"):
-        start = parse_instant(options["since"], "--since")
-    else:
-        start = registered_at(session.clients, session.tap, scope, options["model"], options["version"])
-    return checked(start, now, now)
+        return checked(parse_instant(options["since"], "--since"), now, now), "since"
+    start = registered_at(session.clients, session.tap, scope, options["model"], options["version"])
+    return checked(start, now, now), "registration"
 
 
 def run_keygen(out_dir: Path, key_type: str, common_name: str) -> tuple[Path, Path, str]:

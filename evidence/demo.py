@@ -60,6 +60,7 @@ def run_demo(out_dir: Path, *, kind: str = "audit", observer: Observer | None = 
         page_size=config.output.page_size,
         release_model=release[0],
         release_version=release[1],
+        release_window_start="window" if kind == "release" else None,  # the recording's window, as given
         attachments=attached,
     )
     result = build_package(

@@ -76,6 +76,9 @@ DECISIONS_TEMPLATE = "data/review/decisions_template.csv"
 REPORT_DIR = "data/report"
 
 KINDS = ("audit", "release", "access-review")
+#: Where a release window's start came from: the version's registration as the package's own
+#: ``data/raw/release/`` answers show it, ``--since``, or a window given outright (the demo).
+RELEASE_WINDOW_STARTS = ("registration", "since", "window")
 _DERIVED_PREFIXES = (RECORDS_DIR + "/", REVIEW_DIR + "/")
 _DERIVED_FILES = (FINDINGS_JSON, FINDINGS_CSV)
 
@@ -151,6 +154,8 @@ class Request:
     page_size: str = "A4"
     release_model: str | None = None
     release_version: str | None = None
+    #: Where a release window's start came from (one of ``RELEASE_WINDOW_STARTS``); None otherwise.
+    release_window_start: str | None = None
     signer: Mapping[str, Any] | None = None  # as shown in the report: label, fingerprint, algorithm, demo
     attachments: Attachments = field(default_factory=Attachments)
 
@@ -182,7 +187,7 @@ class Request:
             "window": self.window.to_json(),
             "policy": policy,
             "page_size": self.page_size,
-            "release": {"model": self.release_model, "version": self.release_version},
+            "release": self._release_json(),
             "signer": dict(self.signer) if self.signer is not None else None,
             "inputs": {
                 "waivers": WAIVERS_INPUT if self.attachments.waivers is not None else None,
@@ -191,6 +196,13 @@ class Request:
                 "previous_package": dict(self.attachments.previous) if self.attachments.previous else None,
             },
         }
+
+    def _release_json(self) -> dict[str, Any]:
+        release: dict[str, Any] = {"model": self.release_model, "version": self.release_version}
+        # Only when known: packages that are not releases keep the bytes they always had.
+        if self.release_window_start is not None:
+            release["window_start"] = self.release_window_start
+        return release
 
     def files(self) -> dict[str, bytes]:
         """Every ``data/inputs/`` file for this request."""
@@ -241,6 +253,9 @@ def read_request(reader: BagReader) -> Request:
         policy = PolicyConfig(**values)
         named = data["inputs"]
         previous = named.get("previous_package")
+        window_start = data["release"].get("window_start")
+        if window_start is not None and window_start not in RELEASE_WINDOW_STARTS:
+            raise DerivationError(f"{REQUEST_FILE}: unknown release window_start {window_start!r}")
         attachments = Attachments(
             waivers=_optional(reader, named.get("waivers")),
             decisions=_optional(reader, named.get("decisions")),
@@ -259,6 +274,7 @@ def read_request(reader: BagReader) -> Request:
             page_size=data["page_size"],
             release_model=data["release"]["model"],
             release_version=data["release"]["version"],
+            release_window_start=window_start,
             signer=data["signer"],
             attachments=attachments,
         )

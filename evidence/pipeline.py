@@ -66,6 +66,8 @@ class PackageRequest:
     page_size: str = "A4"
     release_model: str | None = None
     release_version: str | None = None
+    #: ``--kind release``: "registration", "since" or "window" (evidence.derive.RELEASE_WINDOW_STARTS).
+    release_window_start: str | None = None
     attachments: Attachments = field(default_factory=Attachments)  # waivers, decisions, previous review
     #: Collection threads (``--concurrency``). Not recorded: the package does not depend on it.
     concurrency: int = DEFAULT_WORKERS
@@ -265,6 +267,7 @@ def _recorded_request(request: PackageRequest, signer: Signer | None) -> Request
         page_size=request.page_size,
         release_model=request.release_model,
         release_version=request.release_version,
+        release_window_start=request.release_window_start,
         signer=_signer_info(signer),
         attachments=request.attachments,
     )

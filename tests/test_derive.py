@@ -97,6 +97,12 @@ def test_missing_or_malformed_inputs_are_a_derivation_error(demo_zip: Path) -> N
         with pytest.raises(DerivationError, match="not valid JSON"):
             derive(ZipReader(pkg, {COLLECTION_FILE: b"{"}))
 
+    with OpenedPackage.open(demo_zip) as pkg:
+        request = json.loads(pkg.read(REQUEST_FILE))
+        request["release"]["window_start"] = "guessed"
+        with pytest.raises(DerivationError, match="unknown release window_start 'guessed'"):
+            derive(ZipReader(pkg, {REQUEST_FILE: json.dumps(request).encode()}))
+
     class Without(ZipReader):
         def read(self, relpath: str) -> bytes:
             if relpath == REQUEST_FILE:
@@ -105,6 +111,29 @@ def test_missing_or_malformed_inputs_are_a_derivation_error(demo_zip: Path) -> N
 
     with OpenedPackage.open(demo_zip) as pkg, pytest.raises(DerivationError, match=r"request\.json is missing"):
         derive(Without(pkg))
+
+
+@pytest.mark.parametrize("start", [None, "registration", "since", "window"])
+def test_request_json_round_trips_byte_for_byte(demo_zip: Path, start: str | None) -> None:
+    """request.json is an input: read back and written again, it must not change (verify --rebuild)."""
+    from dataclasses import replace
+
+    with OpenedPackage.open(demo_zip) as pkg:
+        request = read_request(ZipReader(pkg))
+    if start is not None:
+        request = replace(request, kind="release", release_model="credit-risk", release_version="4")
+    request = replace(request, release_window_start=start)
+    written = request.files()[REQUEST_FILE]
+    assert ("window_start" in json.loads(written)["release"]) is (start is not None)
+
+    class Only:
+        files = (REQUEST_FILE,)
+
+        def read(self, relpath: str) -> bytes:
+            return written
+
+    again = read_request(Only())
+    assert again == request and again.files()[REQUEST_FILE] == written
 
 
 def test_rebuild_from_an_extracted_folder(demo_zip: Path, tmp_path: Path) -> None:

@@ -207,7 +207,19 @@ def test_release_window_runs_from_registration_to_the_recorded_now(
     collection = json.loads(read(zip_path, "data/collection.json"))
     assert collection["window"] == {"start": CREDIT_V4_REGISTERED, "end": TENANT_NOW}
     request = json.loads(read(zip_path, "data/inputs/request.json"))
-    assert request["kind"] == "release" and request["release"] == {"model": "credit-risk", "version": "4"}
+    assert request["kind"] == "release"
+    assert request["release"] == {"model": "credit-risk", "version": "4", "window_start": "registration"}
+    # The registration lookup's answers are evidence too: kept raw, on their own channel, with provenance.
+    lookups = [r for r in collection["requests"] if r["collector"] == "release"]
+    assert lookups and all(r["status"] == 200 and r["file"].startswith("data/raw/release/") for r in lookups)
+    assert any("/models/credit-risk/versions" in r["url"] for r in lookups)
+    assert {m for m in members(zip_path) if m.startswith("data/raw/release/")} == {r["file"] for r in lookups}
+    answers = [json.loads(read(zip_path, r["file"])) for r in lookups if "/models/credit-risk/versions" in r["url"]]
+    assert any(
+        v["name"] == "4" and v["systemData"]["createdAt"].startswith("2026-08-18T07:45:31")
+        for page in answers
+        for v in page["value"]
+    )
     # The window start is the registration recorded in the package's own model version records.
     versions = [json.loads(line) for line in read(zip_path, "data/records/model_versions.jsonl").splitlines()]
     (v4,) = [v for v in versions if v["model_name"] == "credit-risk" and v["version"] == "4"]
@@ -238,7 +250,10 @@ def test_release_gate_fails_on_an_unapproved_version_and_keeps_the_package(
         "high",
     )
     assert code == 1
-    assert list(tmp_path.glob("*.zip")), "the evidence of the failure is kept"
+    (zip_path,) = tmp_path.glob("*.zip")  # the evidence of the failure is kept
+    request = json.loads(read(zip_path, "data/inputs/request.json"))
+    assert request["release"]["window_start"] == "since"
+    assert not [m for m in members(zip_path) if m.startswith("data/raw/release/")]  # --since: no lookup
     err = capsys.readouterr().err
     assert "gate: EV-01 fail (high)" in err and "fraud-detector" in err
 
@@ -412,7 +427,7 @@ def test_demo_builds_every_kind_offline(kind: str, tmp_path: Path, capsys: pytes
     request = json.loads(read(zip_path, "data/inputs/request.json"))
     assert request["kind"] == kind
     if kind == "release":
-        assert request["release"] == {"model": "credit-risk", "version": "4"}
+        assert request["release"] == {"model": "credit-risk", "version": "4", "window_start": "window"}
     else:
         assert "reviewer sheet:" in out and out.count("removal pending:") == 2
         assert read(zip_path, "data/inputs/decisions.csv") == (SAMPLE / "decisions.csv").read_bytes()
