@@ -39,7 +39,7 @@ def default_collectors(*, log_analytics_workspace: str | None = None) -> list[Co
     ``log_analytics_workspace`` (``[azure] log_analytics_workspace``): the workspace ID that
     receives the Activity Log, read for the part of the window older than its 90-day retention.
     """
-    from evidence.collect.activity import ActivityLogCollector
+    from evidence.collect.activity import SLICE, ActivityLogCollector
     from evidence.collect.endpoints import EndpointsCollector
     from evidence.collect.metrics import MetricsCollector
     from evidence.collect.models import ModelVersionsCollector
@@ -49,7 +49,8 @@ def default_collectors(*, log_analytics_workspace: str | None = None) -> list[Co
         ModelVersionsCollector(),
         EndpointsCollector(),
         RoleAssignmentsCollector(),
-        ActivityLogCollector(log_analytics_workspace or None),
+        # Slices page concurrently: a 90-day log of a busy resource group is 250 pages in one chain.
+        ActivityLogCollector(log_analytics_workspace or None, slice_length=SLICE),
         MetricsCollector(),
     ]
 
