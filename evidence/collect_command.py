@@ -110,9 +110,14 @@ def run_collect(options: dict[str, Any], *, observer: Observer | None = None) ->
     from evidence.commands import resolve_config
 
     config = source_config(resolve_config(options), options)
-    scope = config.scope.to_scope()
+    # A resource group without workspace names: every workspace there, listed once the session exists.
+    scope = None if config.scope.lists_workspaces else config.scope.to_scope()
     session = open_session(config, options, observer=observer)
     try:
+        if scope is None:
+            from evidence.commands import discovered_scope
+
+            scope = discovered_scope(session, config, options, observer)
         request = CollectRequest(
             scope=scope,
             window=config.window.resolve(session.clock.now()),

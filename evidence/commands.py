@@ -95,8 +95,9 @@ def run_package(options: dict[str, Any], *, observer: Observer | None = None) ->
         raise UsageError("--replay and --record cannot be used together", hint="record first, then replay")
     kind = options.get("kind") or "audit"
     check_kind_options(kind, options)
-    # --discover: the scope comes from Resource Graph once the session exists (below).
-    scope = None if options.get("discover") else config.scope.to_scope()
+    # --discover (Resource Graph) or a resource group without workspace names (azure-ai-ml's list):
+    # the scope is found once the session exists (below).
+    scope = None if options.get("discover") or config.scope.lists_workspaces else config.scope.to_scope()
     if options.get("management_group") and not options.get("discover"):
         raise UsageError("--management-group is only searched with --discover", hint="add --discover")
     if options.get("discover") and (options.get("workspace") or options.get("resource_group")):
@@ -145,9 +146,24 @@ def run_package(options: dict[str, Any], *, observer: Observer | None = None) ->
 
 
 def discovered_scope(session: Any, config: Config, options: dict[str, Any], observer: Observer | None) -> Scope:
-    """``--discover``: every workspace Resource Graph shows in the subscriptions / management groups."""
-    from evidence.collect.discovery import discover_scope
+    """``--discover``: every workspace Resource Graph shows in the subscriptions / management groups.
 
+    Without ``--discover``, a ``[scope]`` that names a resource group and no workspaces: every
+    workspace in that resource group, listed through azure-ai-ml.
+    """
+    from evidence.collect.discovery import discover_scope, list_resource_group_scope
+
+    if not options.get("discover"):
+        scope = list_resource_group_scope(
+            session.clients,
+            subscriptions=config.scope.subscriptions,
+            resource_group=config.scope.resource_group,
+            organisation=config.scope.organisation,
+            registries=config.scope.registries,
+        )
+        if observer is not None:
+            observer(f"listed {len(scope.workspaces)} workspace(s) in resource group {config.scope.resource_group}")
+        return scope
     # [scope] workspaces / resource_group in evidence.toml are not used: discovery decides.
     scope = discover_scope(
         session.clients,

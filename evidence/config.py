@@ -29,7 +29,17 @@ class ScopeConfig:
     workspaces: tuple[str, ...] = ()
     registries: tuple[str, ...] = ()
 
+    @property
+    def lists_workspaces(self) -> bool:
+        """A resource group and no workspace names: every workspace in that resource group.
+
+        The names are then listed through Azure ML at run time
+        (``evidence.collect.discovery.list_resource_group_scope``), not taken from this config.
+        """
+        return bool(self.subscriptions and self.resource_group and not self.workspaces)
+
     def to_scope(self) -> Scope:
+        """The scope of the workspaces named here (a config that lists them has none yet: see above)."""
         if not self.subscriptions:
             raise ConfigError("[scope] subscription is not set", hint="set it in evidence.toml or pass --subscription")
         if not self.resource_group:
@@ -37,7 +47,11 @@ class ScopeConfig:
                 "[scope] resource_group is not set", hint="set it in evidence.toml or pass --resource-group"
             )
         if not self.workspaces:
-            raise ConfigError("[scope] workspaces is empty", hint="list the workspace names or pass --workspace")
+            raise ConfigError(
+                "[scope] workspaces is empty",
+                hint="list the workspace names or pass --workspace (package and collect list every workspace "
+                "in the resource group when none is named)",
+            )
         return Scope(
             workspaces=tuple(
                 sorted(Workspace(s, self.resource_group, w) for s in self.subscriptions for w in self.workspaces)

@@ -54,7 +54,20 @@ def generate(
     recorder = RecordingTransport(simulator)
     tap = EvidenceTap(recorder, clock)
     clients = AzureClients(StaticCredential(), tap)
-    scope = config.scope.to_scope()
+    if config.scope.lists_workspaces:
+        # No workspace names: list the resource group's workspaces as `evidence package` does (the
+        # answers go to discovery.json, which a replay then answers from).
+        from evidence.collect.discovery import list_resource_group_scope
+
+        scope = list_resource_group_scope(
+            clients,
+            subscriptions=config.scope.subscriptions,
+            resource_group=config.scope.resource_group,
+            organisation=config.scope.organisation,
+            registries=config.scope.registries,
+        )
+    else:
+        scope = config.scope.to_scope()
     window = config.window.resolve(clock.now())
     chosen = list(collectors) if collectors is not None else default_collectors()
     run = run_collection(clients=clients, tap=tap, scope=scope, window=window, clock=clock, collectors=chosen)

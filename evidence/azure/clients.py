@@ -111,6 +111,22 @@ class AzureClients:
         client: Any = self._cache[key]
         return client  # type: ignore[no-any-return]
 
+    def ml_resource_group(self, subscription_id: str, resource_group: str) -> MLClient:
+        """An ``MLClient`` for a resource group, with no workspace: lists the workspaces in it.
+
+        ``[scope]`` with a resource group and no workspace names means every workspace there; the
+        list goes through this client (``workspaces.list(scope="resource_group")``), so it sends
+        through the evidence tap like every other call. Building it makes no request.
+        """
+        key = ("ml-resource-group", subscription_id, resource_group)
+        with self._lock:  # pool threads share the factory: build each client once
+            if key not in self._cache:
+                from azure.ai.ml import MLClient
+
+                self._cache[key] = MLClient(self.credential, subscription_id, resource_group, **self._ml_kwargs())
+        client: Any = self._cache[key]
+        return client  # type: ignore[no-any-return]
+
     def registry(self, name: str) -> MLClient:
         """An ``MLClient`` for an Azure ML registry (a top-level space shared across workspaces).
 

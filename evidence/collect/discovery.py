@@ -17,6 +17,10 @@ shape the code (azure-limits.md section 2, azure-sdk-feasibility.md section 2(f)
 
 The caller builds the ``ResourceGraphClient`` (through the client factory, so it sends through the
 evidence tap); this module only drives it.
+
+The small case, ``[scope]`` with a resource group and no workspace names, needs no Resource Graph:
+``list_resource_group_scope`` lists the resource group's workspaces through azure-ai-ml, on the
+same ``discovery`` channel.
 """
 
 from __future__ import annotations
@@ -236,3 +240,63 @@ def discover_scope(
             hint="check the subscriptions / management group, and that the identity has Reader on them",
         )
     return Scope(workspaces=found, registries=tuple(registries), organisation=organisation)
+
+
+def list_resource_group_scope(
+    clients: AzureClients,
+    *,
+    subscriptions: Sequence[str],
+    resource_group: str,
+    organisation: str = "",
+    registries: Sequence[str] = (),
+) -> Scope:
+    """``[scope]`` with a resource group and no workspace names: every workspace in it, per subscription.
+
+    Listed through azure-ai-ml (``MLClient(credential, subscription, resource_group).workspaces.list(
+    scope="resource_group")``, every kind of workspace) before collection, on the tap's ``discovery``
+    channel, so the answers are kept in the package (``data/raw/discovery/``) and show how the scope
+    was found.
+
+    A failure is an error, not a gap: a gap says "this part of a known scope is missing", but here the
+    scope itself would be unknown, and a package over the workspaces that happened to be listed would
+    read as an audit of the whole resource group. Finding no workspace is an error for the same
+    reason as in ``discover_scope``: an audit of nothing would look like an audit that passed.
+    """
+    from azure.core.exceptions import AzureError
+
+    from evidence.azure.tap import EvidenceTap
+
+    found: dict[str, Workspace] = {}
+    for subscription in sorted(set(subscriptions)):
+        where = f"resource group {resource_group} in subscription {subscription}"
+        try:
+            with EvidenceTap.channel(DISCOVERY_CHANNEL):
+                listed = list(clients.ml_resource_group(subscription, resource_group).workspaces.list())
+        except AzureError as exc:
+            status = getattr(exc, "status_code", None)
+            error = getattr(exc, "error", None)  # the ARM error body, when there was one
+            detail = ", ".join(str(x) for x in (status, getattr(error, "code", None)) if x) or type(exc).__name__
+            message = str(getattr(error, "message", None) or getattr(exc, "message", None) or exc)
+            message = (message.strip().splitlines() or [""])[0]
+            raise DiscoveryError(
+                f"could not list the Azure ML workspaces in {where} ({detail}): {message}",
+                hint="the identity needs Microsoft.MachineLearningServices/workspaces/read there; "
+                "or name the workspaces ([scope] workspaces or --workspace)",
+            ) from None
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise DiscoveryError(
+                f"could not list the Azure ML workspaces in {where}: unexpected answer ({type(exc).__name__}: {exc})",
+                hint="name the workspaces ([scope] workspaces or --workspace)",
+            ) from None
+        for item in listed:
+            name = str(getattr(item, "name", "") or "")
+            if name:
+                workspace = Workspace(subscription, resource_group, name)
+                found[workspace.arm_id.lower()] = workspace
+    if not found:
+        raise DiscoveryError(
+            f"there is no Azure ML workspace in resource group {resource_group} "
+            f"(subscription {', '.join(sorted(set(subscriptions)))})",
+            hint="check [scope] subscription and resource_group, and that the identity can read the workspaces",
+        )
+    return Scope(workspaces=tuple(sorted(found.values())), registries=tuple(registries), organisation=organisation)
