@@ -220,3 +220,29 @@ def test_fast_path_of_redact_text_never_skips_a_secret(text: str) -> None:
 
     if _cannot_hold_secret(text):
         assert _redact_text_patterns(text) == (text, [])
+
+
+_JSON_LEAF = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    _MARKED_TEXT,
+    st.sampled_from(["", REDACTED, JWT, SAS_URL, "AccountKey=abc", "password: y", "plain"]),
+)
+_JSON_KEYS = st.one_of(
+    st.sampled_from(["password", "keyName", "value", "primaryKey", "partitionKey", "id", "nextLink", "token"]),
+    st.text(max_size=8),
+)
+_JSON_VALUES = st.recursive(
+    _JSON_LEAF,
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(_JSON_KEYS, inner, max_size=4)),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=600, deadline=None)
+@given(_JSON_VALUES)
+def test_needs_redaction_agrees_with_redact_json(value: object) -> None:
+    from evidence.azure.redact import needs_redaction
+
+    assert needs_redaction(value) == bool(redact_json(value)[1])

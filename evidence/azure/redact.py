@@ -264,6 +264,32 @@ def redact_json(value: Any) -> tuple[Any, list[tuple[str, str]]]:
     return result, unique
 
 
+def needs_redaction(value: Any) -> bool:
+    """Whether ``redact_json(value)`` would redact anything: the same rules, without copying.
+
+    Stops at the first secret, and builds no pointers or new containers: most responses hold
+    none, and the store then keeps the body byte for byte (issue 7: walking 150,000 Activity Log
+    events to rebuild them unchanged was the largest part of the client's CPU).
+    """
+    if isinstance(value, str):
+        return not _cannot_hold_secret(value) and bool(_redact_text_patterns(value)[1])
+    if isinstance(value, dict):
+        pairs_with_key_name = "keyName" in value and isinstance(value.get("value"), str)
+        for key, item in value.items():
+            if isinstance(item, str) and (is_secret_key(str(key)) or (pairs_with_key_name and key == "value")):
+                if item not in ("", REDACTED):
+                    return True
+                continue
+            if needs_redaction(item):
+                return True
+        return False
+    if isinstance(value, list):
+        for item in value:
+            if needs_redaction(item):
+                return True
+    return False
+
+
 def _walk(value: Any, pointer: str, found: list[tuple[str, str]]) -> Any:
     if isinstance(value, dict):
         pairs_with_key_name = "keyName" in value and isinstance(value.get("value"), str)

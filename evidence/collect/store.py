@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO, overload
 
-from evidence.azure.redact import redact_json, redact_text, redact_url
+from evidence.azure.redact import needs_redaction, redact_json, redact_text, redact_url
 from evidence.azure.tap import Exchange
 from evidence.collect.interface import Collector, RawResponse, Record
 from evidence.domain import Provenance, Redaction
@@ -168,9 +168,11 @@ def _redacted_body(body: bytes) -> tuple[bytes, str, list[tuple[str, str]]]:
         if reasons:
             return redacted_text.encode("utf-8"), "txt", [("", reason) for reason in reasons]
         return body, "txt", []
+    if not needs_redaction(parsed):
+        return body, "json", []  # byte for byte as received
     redacted, found = redact_json(parsed)
     if not found:
-        return body, "json", []  # byte for byte as received
+        return body, "json", []
     return canonical_json(redacted).encode("utf-8"), "json", found
 
 
