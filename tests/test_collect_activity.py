@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
+from azure_shapes import REG_ID, REG_RG, REG_SUB, REGISTRY, registry_discovery, registry_discovery_url
+
 from evidence.azure.cassette import Entry
 from evidence.azure.clients import AzureClients
 from evidence.azure.credentials import StaticCredential
@@ -657,3 +659,108 @@ def test_simulated_tenant_91_days_back_is_a_gap_and_only_retained_part_is_asked(
     ]
     first = next(r.url for r in sim.requests if "/eventtypes/" in r.url)
     assert dict(parse_qsl(urlsplit(first).query))["$filter"].startswith("eventTimestamp ge '2026-06-30T06:00:00Z'")
+
+
+# ------------------------------------------------------------------------------------- registries
+def registry_events_url(subscription: str, group: str) -> str:
+    flt = filter_for("2026-09-01T00:00:00Z", "2026-10-01T00:00:00Z", f"resourceGroupName eq '{group}'")
+    query = urlencode({"api-version": "2015-04-01", "$filter": flt})
+    return f"{ARM}/subscriptions/{subscription}/providers/Microsoft.Insights/eventtypes/management/values?{query}"
+
+
+def test_a_registry_resource_group_is_read_after_its_discovery(tmp_path: Path) -> None:
+    registered = event(
+        "e-reg",
+        "2026-09-10T09:00:00Z",
+        "Microsoft.MachineLearningServices/registries/models/versions/write",
+        f"{REG_ID}/models/credit-risk/versions/3",
+        caller="99999999-0000-0000-0000-0000000000a1",
+        claims=SP_CLAIMS,
+    )
+    entries = [
+        entry(events_url(RG_FILTER), page(EP_DONE)),
+        entry(events_url(AUTH_FILTER), page()),
+        entry(registry_discovery_url(), registry_discovery()),
+        entry(registry_events_url(REG_SUB, REG_RG), page(registered, STORAGE_WRITE)),
+    ]
+    scope = Scope(workspaces=(WS,), registries=(REGISTRY,))
+    records, gaps, transport = run(ActivityLogCollector(), entries, tmp_path, scope=scope)
+    assert gaps == [] and transport.unused() == []
+    # The registry's own subscription and resource group, as its discovery answer names them.
+    assert sent_filters(transport)[-1].endswith(f"resourceGroupName eq '{REG_RG}'")
+    assert f"/subscriptions/{REG_SUB}/providers/Microsoft.Insights/" in transport.served[-1].url
+    assert [r["event_id"] for r in records["activity_events"]] == ["e-2", "e-reg"]
+    (reg,) = [r for r in records["activity_events"] if r["event_id"] == "e-reg"]
+    assert reg["resource_id"] == f"{REG_ID}/models/credit-risk/versions/3"
+
+
+def test_a_registry_in_a_workspace_resource_group_is_not_read_twice(tmp_path: Path) -> None:
+    here = {**registry_discovery(), "subscriptionId": SUB, "resourceGroup": RG.upper()}
+    entries = [
+        entry(events_url(RG_FILTER), page(EP_DONE)),
+        entry(events_url(AUTH_FILTER), page()),
+        entry(registry_discovery_url(), here),
+    ]
+    scope = Scope(workspaces=(WS,), registries=(REGISTRY,))
+    _, gaps, transport = run(ActivityLogCollector(), entries, tmp_path, scope=scope)
+    assert gaps == [] and transport.unused() == []
+    assert len(sent_filters(transport)) == 2  # the workspace read covers it
+
+
+def test_a_registry_that_cannot_be_found_is_a_gap_and_the_rest_is_read(tmp_path: Path) -> None:
+    missing = {"error": {"code": "NotFound", "message": f"Registry {REGISTRY} not found"}}
+    entries = [
+        entry(events_url(RG_FILTER), page(EP_DONE)),
+        entry(events_url(AUTH_FILTER), page()),
+        entry(registry_discovery_url(), missing, status=404),
+    ]
+    scope = Scope(workspaces=(WS,), registries=(REGISTRY,))
+    records, gaps, _ = run(ActivityLogCollector(), entries, tmp_path, scope=scope)
+    assert [(g.collector, g.scope, g.status) for g in gaps] == [
+        ("activity_log", f"azureml://registries/{REGISTRY}", 404)
+    ]
+    assert [r["event_id"] for r in records["activity_events"]] == ["e-2"]
+
+
+def test_a_registry_resource_group_older_than_90_days_is_read_from_log_analytics(tmp_path: Path) -> None:
+    old_registration = azure_activity_row(
+        "la-reg",
+        "2026-06-20T08:00:00Z",
+        "Microsoft.MachineLearningServices/registries/models/versions/write",
+        f"{REG_ID}/models/credit-risk/versions/1",
+    )
+    registry_query = (
+        "AzureActivity | where TimeGenerated >= datetime(2026-06-01T00:00:00Z) and TimeGenerated <= "
+        f"datetime(2026-07-03T06:00:00Z) | where SubscriptionId =~ '{REG_SUB}' and ResourceGroup =~ '{REG_RG}' "
+        "| sort by TimeGenerated asc, EventDataId asc"
+    )
+    timespan = "2026-06-01T00:00:00.000Z/2026-07-03T06:00:00.000Z"
+    retained = filter_for("2026-07-03T06:00:00Z", "2026-10-01T00:00:00Z", f"resourceGroupName eq '{REG_RG}'")
+    query = urlencode({"api-version": "2015-04-01", "$filter": retained})
+    entries = [
+        entry(
+            LOGS,
+            logs_body([]),
+            method="POST",
+            request_body={"query": OLD_QUERY, "timespan": timespan, "workspaces": None},
+        ),
+        *retained_entries(EP_DONE),
+        entry(registry_discovery_url(), registry_discovery()),
+        entry(
+            LOGS,
+            logs_body([old_registration]),
+            method="POST",
+            request_body={"query": registry_query, "timespan": timespan, "workspaces": None},
+        ),
+        entry(
+            f"{ARM}/subscriptions/{REG_SUB}/providers/Microsoft.Insights/eventtypes/management/values?{query}", page()
+        ),
+    ]
+    scope = Scope(workspaces=(WS,), registries=(REGISTRY,))
+    collector = ActivityLogCollector(log_analytics_workspace="law-1")
+    records, gaps, transport = run(collector, entries, tmp_path, window=OLD_WINDOW, scope=scope)
+    assert gaps == [] and transport.unused() == []  # the registry's own KQL and filter were sent
+    assert [(r["event_id"], r["source"]) for r in records["activity_events"]] == [
+        ("la-reg", "log_analytics"),
+        ("e-2", "activity_log"),
+    ]

@@ -218,3 +218,42 @@ def test_registry_html_and_server_errors_become_gaps_after_the_sdk_retries(tmp_p
         ("a", None, "MalformedResponse"),
         ("b", 503, "ServiceUnavailable"),
     ]
+
+
+def test_registry_discovery_is_kept_once_per_collector_whatever_the_concurrency(tmp_path: Path) -> None:
+    """The Activity Log reads the registry's resource group too (its discovery on its own channel)."""
+    from urllib.parse import urlencode
+
+    from azure_shapes import REG_RG, REG_SUB
+
+    from evidence.collect.activity import ActivityLogCollector
+
+    def events(subscription: str, predicate: str) -> str:
+        flt = f"eventTimestamp ge '2026-07-01T00:00:00Z' and eventTimestamp le '2026-09-28T00:00:00Z' and {predicate}"
+        query = urlencode({"api-version": "2015-04-01", "$filter": flt})
+        return f"{ARM}/subscriptions/{subscription}/providers/Microsoft.Insights/eventtypes/management/values?{query}"
+
+    entries = [
+        *workspace_entries(),
+        get(registry_discovery_url(), registry_discovery()),
+        get(REG_MODELS, {"value": [registry_model_container("credit-risk", "1")]}),
+        get(reg_versions("credit-risk"), {"value": [registry_model_version("credit-risk", "1", tags={})]}),
+        get(events(SUB, f"resourceGroupName eq '{RG}'"), {"value": []}),
+        get(events(SUB, "resourceProvider eq 'Microsoft.Authorization'"), {"value": []}),
+        get(events(REG_SUB, f"resourceGroupName eq '{REG_RG}'"), {"value": []}),
+    ]
+    collectors = [ModelVersionsCollector(), ActivityLogCollector()]
+    seen = []
+    for workers in (1, 8):
+        replay = ReplayTransport(entries)
+        tap = EvidenceTap(replay, CLOCK)
+        clients = AzureClients(StaticCredential(), tap)
+        run = run_collection(
+            clients=clients, tap=tap, scope=SCOPE, window=WINDOW, clock=CLOCK, collectors=collectors, workers=workers
+        )
+        assert run.gaps == () and replay.unused() == []
+        provenance, _ = write_raw(run.exchanges, tmp_path / str(workers))
+        seen.append([(p.collector, p.url, p.file) for p in provenance])
+    assert seen[0] == seen[1]
+    discovered = [collector for collector, url, _ in seen[0] if url == registry_discovery_url()]
+    assert discovered == ["model_versions", "activity_log"]

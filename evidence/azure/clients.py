@@ -146,6 +146,18 @@ class AzureClients:
         client: Any = self._cache[key]
         return client  # type: ignore[no-any-return]
 
+    def registry_location(self, name: str) -> tuple[str, str]:
+        """(subscription, resource group) of an Azure ML registry, from its discovery answer.
+
+        Builds a registry client of its own, never the cached one: the discovery request is then
+        made, and kept, on the caller's tap channel every time. A cached client would make it on
+        whichever channel asked first, and under concurrent collection that depends on timing.
+        """
+        from azure.ai.ml import MLClient
+
+        client = MLClient(self.credential, registry_name=name, **self._ml_kwargs())
+        return str(client.subscription_id), str(client.resource_group_name)
+
     def authorization(self, subscription_id: str) -> AuthorizationManagementClient:
         key = ("authorization", subscription_id)
         with self._lock:  # pool threads share the factory: build each client once

@@ -11,6 +11,11 @@ predicate beside the time range (``resourceGroupName``, ``resourceUri``, ``resou
   PIM changes at *subscription* scope, which a workspace inherits but a resource-group filter
   never returns.
 
+Each registry in scope (``[scope] registries``) adds the read of its own resource group: model
+registrations and changes in a registry are logged there, not where the workspaces are. Its
+resource group is known only from the registry's discovery answer, so that part asks for it
+first (kept as evidence too) and skips the read when a workspace's resource group read covers it.
+
 The server cannot filter on operation name, so every page is kept raw and ``normalise`` picks
 the events that matter (``KEPT_OPERATIONS``).
 
@@ -30,6 +35,7 @@ from typing import Any, ClassVar
 
 from evidence.clock import isoformat
 from evidence.collect.interface import Collector, CollectSession, Part, RawResponse, Record, run_parts
+from evidence.collect.models import registry_scope
 from evidence.collect.normalise import timestamp, workspace_of
 from evidence.domain import Gap
 
@@ -110,20 +116,22 @@ class ActivityLogCollector(Collector):
         cutoff = session.clock.now() - ACTIVITY_LOG_RETENTION
         retained_start = max(window.start, cutoff)
         parts: list[Part] = []
+        expired: tuple[datetime, datetime] | None = None
         if window.start < cutoff:
-            old_end = min(cutoff, window.end)
-            parts.append(Part(partial(self._collect_expired, start=window.start, end=old_end), label="before 90 days"))
-        if retained_start >= window.end:
-            return parts  # the whole window is older than the Activity Log keeps
-        if self.slice_length is None:
-            slices = [time_filter(retained_start, window.end)]
-        else:
-            bounds = time_slices(retained_start, window.end, self.slice_length)
-            slices = [time_filter(start, end) for start, end in bounds]
+            expired = (window.start, min(cutoff, window.end))
+            parts.append(Part(partial(self._collect_expired, start=expired[0], end=expired[1]), label="before 90 days"))
         groups: dict[str, set[str]] = {}
         for workspace in session.scope.workspaces:
             groups.setdefault(workspace.subscription_id, set()).add(workspace.resource_group)
-        for subscription in sorted(groups):
+        covered = frozenset((s.lower(), g.lower()) for s, found in groups.items() for g in found)
+        slices: list[str] = []
+        if retained_start < window.end:  # else the whole window is older than the Activity Log keeps
+            if self.slice_length is None:
+                slices = [time_filter(retained_start, window.end)]
+            else:
+                bounds = time_slices(retained_start, window.end, self.slice_length)
+                slices = [time_filter(start, end) for start, end in bounds]
+        for subscription in sorted(groups) if slices else ():
             reads = [
                 (
                     f"/subscriptions/{subscription}/resourceGroups/{group}",
@@ -153,7 +161,58 @@ class ActivityLogCollector(Collector):
                             label=label,
                         )
                     )
+        for registry in sorted(set(session.scope.registries)):
+            parts.append(
+                Part(
+                    partial(
+                        self._list_registry_events,
+                        registry=registry,
+                        slices=tuple(slices),
+                        covered=covered,
+                        expired=expired,
+                    ),
+                    label=registry_scope(registry),
+                )
+            )
         return parts
+
+    def _list_registry_events(
+        self,
+        session: CollectSession,
+        registry: str,
+        slices: Sequence[str],
+        covered: frozenset[tuple[str, str]],
+        expired: tuple[datetime, datetime] | None,
+    ) -> None:
+        """A registry's resource group, found through its discovery answer, then read slice by slice.
+
+        The part of the window older than 90 days is read from Log Analytics for that resource
+        group too, when one is configured (without one, ``_collect_expired``'s gap covers it).
+        """
+        found: list[tuple[str, str]] = []  # stays empty when discovery fails (the gap says why)
+        with session.attempt(registry_scope(registry)):
+            found.append(session.clients.registry_location(registry))
+        if not found:
+            return
+        subscription, group = found[0]
+        if (subscription.lower(), group.lower()) in covered:
+            return
+        if expired is not None and self.log_analytics_workspace:
+            start, end = expired
+            query = (
+                "AzureActivity"
+                f" | where TimeGenerated >= datetime({utc_z(start)}) and TimeGenerated <= datetime({utc_z(end)})"
+                f" | where SubscriptionId =~ {_kql_literal(subscription)} and ResourceGroup =~ {_kql_literal(group)}"
+                " | sort by TimeGenerated asc, EventDataId asc"
+            )
+            self._collect_log_analytics(session, self.log_analytics_workspace, start, end, query=query)
+        for when in slices:
+            self._list_events(
+                session,
+                subscription=subscription,
+                scope=f"/subscriptions/{subscription}/resourceGroups/{group}",
+                filter=f"{when} and resourceGroupName eq '{_odata_literal(group)}'",
+            )
 
     def _collect_expired(self, session: CollectSession, start: datetime, end: datetime) -> None:
         if self.log_analytics_workspace:
@@ -180,11 +239,11 @@ class ActivityLogCollector(Collector):
                 pass  # the tap keeps each raw page; normalise reads them
 
     def _collect_log_analytics(
-        self, session: CollectSession, workspace_id: str, start: datetime, end: datetime
+        self, session: CollectSession, workspace_id: str, start: datetime, end: datetime, query: str | None = None
     ) -> None:
         from azure.monitor.query import LogsQueryStatus
 
-        query = azure_activity_query(session, start, end)
+        query = query or azure_activity_query(session, start, end)
         scope = f"log-analytics:{workspace_id}"
         with session.attempt(scope):
             result = session.clients.logs().query_workspace(workspace_id, query, timespan=(start, end))
