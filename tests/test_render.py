@@ -28,7 +28,8 @@ from pypdf import PdfReader
 from evidence.render import RenderError, ReportInput, charts, render_html, render_pdf
 from evidence.render.context import OTHER_CHART_CAP, ROW_CAP, build_context, model_ref, pointer_label, scope_label
 from evidence.render.fetcher import AllowListFetcher, bundled_resources, report_fetcher
-from evidence.render.html import render_document
+from evidence.render.html import render_document, render_print_document
+from evidence.render.interface import ASSET_BASE
 from evidence.render.pdf import source_date_epoch
 from evidence.render.sample import EP, WS, sample_report
 from evidence.render.templates import template_dirs
@@ -311,6 +312,21 @@ def test_fetcher_serves_only_the_allow_list() -> None:
     with pytest.raises(ValueError, match="refused"):
         fetcher.fetch("data:text/plain,hello")
     assert fetcher.refused == ["data:text/plain,hello"]
+
+
+def test_pdf_charts_are_images_served_only_from_memory(sample: ReportInput) -> None:
+    """Print charts are <img>s of in-memory SVGs (cheaper for WeasyPrint); the HTML keeps them inline."""
+    document = render_print_document(sample)
+    assert "<svg" not in document.html and document.assets
+    for url, (data, mime) in document.assets.items():
+        assert url.startswith(f"{ASSET_BASE}charts/") and data.startswith(b"<svg") and mime == "image/svg+xml"
+        assert f'src="{url}"' in document.html
+    assert render_html(sample).count("<svg") == len(document.assets)
+    fetcher = report_fetcher()
+    render_pdf(sample, fetcher=fetcher)
+    assert fetcher.refused == [] and set(document.assets) <= set(fetcher.served)
+    with pytest.raises(ValueError, match="not an asset URL"):
+        fetcher.allow({"http://127.0.0.1/x.svg": (b"<svg/>", "image/svg+xml")})
 
 
 def test_empty_report_renders_to_pdf() -> None:

@@ -222,6 +222,8 @@ class ContextBuilder:
         self.privileged_roles = tuple(report.privileged_roles) or DEFAULT_PRIVILEGED_ROLES
         self._privileged = frozenset(r.lower() for r in self.privileged_roles)
         self.flagged = frozenset(_lower(f.get("subject")) for f in report.findings if f.get("status") in ATTENTION)
+        #: Print only: chart SVGs by the asset URL the PDF's ``<img>`` loads them from.
+        self.assets: dict[str, tuple[bytes, str]] = {}
 
     # -- helpers ---------------------------------------------------------------------------
     def _rows(self, kind: str) -> Sequence[Mapping[str, Any]] | None:
@@ -439,6 +441,10 @@ class ContextBuilder:
         return charts.timeline_chart(
             bars, title="Serving timeline", start=self.report.window["start"], end=self.report.window["end"]
         )
+
+    def chart(self, svg: Markup, label: str) -> Markup:
+        """The chart as the page shows it: inline SVG in the HTML, an image of a bundled asset in the PDF."""
+        return svg if self.media == "screen" else charts.as_image(svg, label, self.assets)
 
     def role_assignments(self) -> Table:
         rows = self._rows("role_assignments")
@@ -923,6 +929,8 @@ class ContextBuilder:
             "metrics": self.metrics(),
             "provenance": self.provenance(),
             "row_cap": self.cap,
+            "chart": self.chart,
+            "assets": self.assets,  # filled while the template renders (``chart`` in print)
         }
 
 

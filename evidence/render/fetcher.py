@@ -20,8 +20,8 @@ from typing import Any
 
 from weasyprint.urls import URLFetcher, URLFetcherResponse
 
-#: Fake origin for bundled assets: ``.invalid`` can never resolve (RFC 6761).
-ASSET_BASE = "https://assets.evidence.invalid/"
+from evidence.render.interface import ASSET_BASE
+
 FONT_DIR = Path(__file__).resolve().parent.parent / "assets" / "fonts"
 
 #: CSS family name -> (weight, file) of the fonts the print stylesheet declares.
@@ -45,6 +45,13 @@ class AllowListFetcher(URLFetcher):  # type: ignore[misc]  # weasyprint ships no
         self._resources = dict(resources or {})
         self.served: list[str] = []
         self.refused: list[str] = []
+
+    def allow(self, resources: Mapping[str, tuple[bytes, str]]) -> None:
+        """Add in-memory resources made for one report (its chart images) to the allow-list."""
+        for url in resources:
+            if not url.startswith(ASSET_BASE):  # our own URLs only: never widen to another origin
+                raise ValueError(f"not an asset URL: {url[:200]}")
+        self._resources.update(resources)
 
     def fetch(self, url: str, headers: Any = None) -> URLFetcherResponse:
         resource = self._resources.get(url)

@@ -21,6 +21,10 @@ REPORT_KINDS: Mapping[str, str] = {
     "access-review": "Access review",
 }
 
+#: Fake origin of the renderer's in-memory assets (bundled fonts, print charts): ``.invalid`` can
+#: never resolve (RFC 6761), and only :mod:`evidence.render.fetcher`'s allow-list answers for it.
+ASSET_BASE = "https://assets.evidence.invalid/"
+
 #: Page sizes ``render_pdf`` accepts.
 PAGE_SIZES: tuple[str, ...] = ("A4", "Letter")
 

@@ -16,9 +16,9 @@ import warnings
 from collections.abc import Iterator
 
 from evidence.clock import parse_timestamp
-from evidence.render.fetcher import ASSET_BASE, AllowListFetcher, report_fetcher
-from evidence.render.html import render_document
-from evidence.render.interface import RenderError, ReportInput
+from evidence.render.fetcher import AllowListFetcher, report_fetcher
+from evidence.render.html import render_print_document
+from evidence.render.interface import ASSET_BASE, RenderError, ReportInput
 
 #: WeasyPrint's PDF/A-3b: XMP with pdfaid part 3 / conformance B, sRGB output intent, embedded fonts.
 #: Not validated with veraPDF (not installable here), so this is WeasyPrint's claim (research §5.2).
@@ -50,18 +50,22 @@ def render_pdf(report: ReportInput, *, page_size: str = "A4", fetcher: AllowList
     """The report as PDF bytes: same input, same bytes.
 
     ``fetcher`` exists for tests that count refused URLs; it must be an :class:`AllowListFetcher`.
+    This report's chart images are added to its allow-list.
     """
     import weasyprint
 
-    html = render_document(report, media="print", page_size=page_size)
+    document_input = render_print_document(report, page_size=page_size)
+    if fetcher is None:
+        fetcher = report_fetcher()
+    fetcher.allow(document_input.assets)
     epoch = int(parse_timestamp(report.generated_at).timestamp())  # checked by ReportInput
     pin = contextlib.nullcontext() if harfbuzz_subset_available() else source_date_epoch(epoch)
     try:
         document = weasyprint.HTML(
-            string=html,
+            string=document_input.html,
             # A fake base: relative URLs resolve under the asset origin, which only serves the allow-list.
             base_url=ASSET_BASE,
-            url_fetcher=fetcher if fetcher is not None else report_fetcher(),
+            url_fetcher=fetcher,
             media_type="print",
         ).render()
         with pin, warnings.catch_warnings():
