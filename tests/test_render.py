@@ -10,6 +10,7 @@ and review the diff of tests/golden/report.html like any other code change.
 from __future__ import annotations
 
 import dataclasses
+import gc
 import io
 import os
 import re
@@ -30,7 +31,7 @@ from evidence.render.context import OTHER_CHART_CAP, ROW_CAP, build_context, mod
 from evidence.render.fetcher import AllowListFetcher, bundled_resources, report_fetcher
 from evidence.render.html import render_document, render_print_document
 from evidence.render.interface import ASSET_BASE
-from evidence.render.pdf import source_date_epoch
+from evidence.render.pdf import LAYOUT_GC_THRESHOLD, layout_collector, source_date_epoch
 from evidence.render.sample import EP, WS, sample_report
 from evidence.render.templates import template_dirs
 from evidence.sign.package_signature import verify_instructions
@@ -356,6 +357,24 @@ def test_source_date_epoch_context_restores_environment(monkeypatch: pytest.Monk
     with source_date_epoch(42):
         pass
     assert os.environ["SOURCE_DATE_EPOCH"] == "7"
+
+
+def test_layout_collector_restores_the_collector_and_leaves_a_foreign_freeze_alone() -> None:
+    threshold = gc.get_threshold()
+    assert gc.get_freeze_count() == 0
+    kept = [object()]  # a container the collector tracks, alive before the render
+    with layout_collector():
+        assert gc.get_freeze_count() > 0 and gc.get_threshold()[0] >= LAYOUT_GC_THRESHOLD
+    assert gc.get_threshold() == threshold and gc.get_freeze_count() == 0
+    gc.freeze()  # someone else's freeze: still theirs afterwards
+    try:
+        frozen = gc.get_freeze_count()
+        with pytest.raises(RuntimeError), layout_collector():
+            raise RuntimeError("render failed")
+        assert gc.get_freeze_count() == frozen and gc.get_threshold() == threshold
+    finally:
+        gc.unfreeze()
+    assert kept
 
 
 # -- charts and helpers ---------------------------------------------------------------------------
