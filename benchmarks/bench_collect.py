@@ -4,15 +4,14 @@
     python benchmarks/bench_collect.py --profile large --sequential estimate
     python benchmarks/bench_collect.py --profile small --mode pool  # one mode, in this process
 
-Modes (each one runs the real collectors and the real SDKs, through EvidenceTap -> ThrottledTransport
--> SimulatedAzure with per-request latency and ARM's read bucket per subscription):
+Every mode runs the product's own collection path: ``run_collection`` (the collectors' parts in
+the bounded worker pool) through ``simulated_session`` (EvidenceTap -> ThrottledTransport ->
+SimulatedAzure with per-request latency and ARM's read bucket per subscription), every response
+streamed to disk by ``RawStore`` as ``build_package`` does, then records normalised by streaming
+over the stored raw files.
 
-* ``sequential``: ``evidence.collect.runner.run_collection`` with the default collectors, one
-  request at a time (the runner as it is today).
-* ``pool``: the same collectors split into independent tasks (``collection_tasks`` below: per
-  workspace, per subscription, per Activity Log time slice) run by ``evidence.collect.pool``. This
-  is the concurrent path the runner is meant to adopt; it runs the pool directly because the
-  runner is not concurrent yet.
+* ``pool``: ``--workers`` threads (default 16, the CLI's ``--concurrency`` default).
+* ``sequential``: the same parts with one worker, one request at a time.
 * ``count``: sequential without latency or throttling: the request count and the client's own
   CPU time, from which ``--sequential estimate`` prices the sequential baseline at
   ``requests x latency + CPU`` instead of running it (about 6 minutes on ``large``).
@@ -21,7 +20,12 @@ Figures: wall time, requests (as the simulator counted them), the throttle floor
 subscription ``max(latency, (requests - 250) / 25)`` seconds: the least time any client needs,
 since it may burst 250 and then gets 25 per second, and no request takes less than one round
 trip; the run's floor is the largest), ratio to the floor, 429s the service sent and 429s that
-reached a gap, peak RSS (``ru_maxrss``) and the RSS the simulator itself holds before collection.
+reached a gap, peak RSS (``ru_maxrss``) after collection and after normalising, and the time to
+normalise the stored raw files into records.
+
+The simulator runs in a child process by default (``RemoteAzure``): in process, its CPU
+(filtering and serialising 150,000 events) would share the client's GIL and count as the
+client's CPU, and its tenant would count in the client's RSS. ``--in-process`` keeps it in.
 """
 
 from __future__ import annotations
@@ -32,28 +36,22 @@ import os
 import resource
 import subprocess
 import sys
+import tempfile
 import time
-from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from tenant_gen import NOW, PROFILES, WINDOW_DAYS, MultiSubscriptionAzure, build_tenants, scope_workspaces
+from tenant_gen import NOW, PROFILES, WINDOW_DAYS, MultiSubscriptionAzure, RemoteAzure, build_tenants, scope_workspaces
 
-from evidence.azure.clients import AzureClients
-from evidence.azure.credentials import StaticCredential
-from evidence.azure.limiter import ThrottledTransport
+from evidence.azure.session import limiter_of, simulated_session
 from evidence.azure.simulator import Throttle
-from evidence.azure.tap import EvidenceTap
 from evidence.clock import FixedClock
-from evidence.collect.activity import ActivityLogCollector
-from evidence.collect.interface import Collector, CollectSession
-from evidence.collect.pool import Task, WorkerPool
-from evidence.collect.rbac import RoleAssignmentsCollector
 from evidence.collect.runner import default_collectors, run_collection
-from evidence.domain import Gap, Scope, Window
+from evidence.collect.store import RawStore, load_raw, normalise_all, write_records
+from evidence.domain import Scope, Window
 
 BUCKET, REFILL = 250, 25.0
 
@@ -69,106 +67,86 @@ def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def collection_tasks(
-    collectors: list[Collector],
-    clients: AzureClients,
-    scope: Scope,
-    window: Window,
-    clock: FixedClock,
-    *,
-    activity_slices: int,
-) -> tuple[list[Task[None]], list[CollectSession]]:
-    """Split the default collectors into independent tasks, in a fixed order.
-
-    Every task gets its own ``CollectSession`` (so gaps never interleave); the order of the list
-    is the order a sequential run would make the same calls in.
-
-    * model versions, endpoints, metrics: one task per workspace;
-    * role assignments: one per subscription (its role-definition look-ups are per task);
-    * Activity Log: one per subscription and time slice (a 90-day log of 50,000 events is 250
-      pages that can only be fetched one after another; slices page in parallel).
-    """
-    tasks: list[Task[None]] = []
-    sessions: list[CollectSession] = []
-
-    def add(collector: Collector, sub_scope: Scope, sub_window: Window, subscription: str) -> None:
-        session = CollectSession(
-            clients=clients, scope=sub_scope, window=sub_window, clock=clock, collector=collector.name
-        )
-        sessions.append(session)
-        tasks.append(
-            Task(
-                lambda c=collector, s=session: c.collect(s),  # type: ignore[misc]
-                channel=collector.name,
-                subscription=subscription,
-            )
-        )
-
-    by_sub: dict[str, list[Any]] = {}
-    for ws in scope.workspaces:
-        by_sub.setdefault(ws.subscription_id, []).append(ws)
-    for collector in collectors:
-        if isinstance(collector, RoleAssignmentsCollector):
-            for sub in sorted(by_sub):
-                add(collector, replace(scope, workspaces=tuple(by_sub[sub])), window, sub)
-        elif isinstance(collector, ActivityLogCollector):
-            step = (window.end - window.start) / activity_slices
-            for sub in sorted(by_sub):
-                for i in range(activity_slices):
-                    start = window.start + step * i
-                    end = window.end if i == activity_slices - 1 else start + step
-                    add(collector, replace(scope, workspaces=tuple(by_sub[sub])), Window(start, end), sub)
-        else:
-            for ws in scope.workspaces:
-                add(collector, replace(scope, workspaces=(ws,)), window, ws.subscription_id)
-    return tasks, sessions
-
-
-def run_mode(profile: str, mode: str, latency: float, workers: int, slices: int) -> dict[str, Any]:
+def run_mode(profile: str, mode: str, latency: float, workers: int, in_process: bool = False) -> dict[str, Any]:
     tenants = build_tenants(PROFILES[profile])
     throttle = Throttle(BUCKET, REFILL) if mode != "count" else None
-    sim = MultiSubscriptionAzure(tenants, latency=latency if mode != "count" else 0.0, throttle=throttle)
-    sim.warm()
+    wire_latency = latency if mode != "count" else 0.0
+    sim: Any
+    if in_process:
+        sim = MultiSubscriptionAzure(tenants, latency=wire_latency, throttle=throttle)
+        sim.warm()
+    else:
+        sim = RemoteAzure(profile, latency=wire_latency, throttle=throttle)
     rss_sim = _rss_mb()
-    limiter = ThrottledTransport(sim)
     clock = FixedClock(NOW)
-    tap = EvidenceTap(limiter, clock)
-    clients = AzureClients(StaticCredential(), tap)
+    # The product's own chain: EvidenceTap -> ThrottledTransport -> (simulated) wire.
+    session = simulated_session(sim, clock=clock)
+    limiter = limiter_of(session)
+    assert limiter is not None
     scope = Scope(workspaces=scope_workspaces(tenants), organisation="bench")
     window = Window(NOW - timedelta(days=WINDOW_DAYS), NOW)
     collectors = default_collectors()
-    cpu0, wall0 = time.process_time(), time.perf_counter()
-    gaps: list[Gap]
-    if mode == "pool":
-        tasks, sessions = collection_tasks(collectors, clients, scope, window, clock, activity_slices=slices)
-        WorkerPool(workers).run(tasks)
-        gaps = [g for s in sessions for g in s.gaps]
+    n_workers = workers if mode == "pool" else 1
+    with tempfile.TemporaryDirectory(prefix="bench-collect-") as tmp:
+        root = Path(tmp)
+        store = RawStore(root)
+        cpu0, wall0 = time.process_time(), time.perf_counter()
+        # As build_package does: every response streams to disk as it arrives.
+        with session.tap.streaming(store):
+            run = run_collection(
+                clients=session.clients,
+                tap=session.tap,
+                scope=scope,
+                window=window,
+                clock=clock,
+                collectors=collectors,
+                workers=n_workers,
+            )
+        provenance, _ = store.finish()
+        wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+        peak_collect = _peak_mb()
+        # Records, streamed from the stored raw files (one file in memory at a time).
+        cpu1, wall1 = time.process_time(), time.perf_counter()
+        records = normalise_all(collectors, load_raw(root, provenance))
+        write_records(records, root)
+        norm_wall, norm_cpu = time.perf_counter() - wall1, time.process_time() - cpu1
+        raw_bytes = sum(f.stat().st_size for f in (root / "data" / "raw").rglob("*") if f.is_file())
+    gaps = list(run.gaps)
+    if in_process:
+        per_sub, service_429 = dict(sim.requests_by_subscription()), sim.throttled()
+        events = sum(len(s.activity_log.events) for s in sim.sims.values())
     else:
-        run = run_collection(clients=clients, tap=tap, scope=scope, window=window, clock=clock, collectors=collectors)
-        gaps = list(run.gaps)
-    wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
-    per_sub = sim.requests_by_subscription()
+        remote = sim.stats()
+        per_sub, service_429, events = remote["requests_by_subscription"], remote["throttled"], remote["events"]
+        sim.close()
     floor = max(max(latency, (n - BUCKET) / REFILL) for n in per_sub.values()) if latency else 0.0
     stats = limiter.stats()
     return {
         "profile": profile,
         "mode": mode,
-        "workers": workers if mode == "pool" else 1,
+        "workers": n_workers,
+        "tasks": run.tasks,
         "latency": latency,
         "wall": wall,
         "cpu": cpu,
         "requests": sum(per_sub.values()),
         "requests_by_subscription": per_sub,
-        "exchanges": len(tap.exchanges()),
+        "exchanges": len(provenance),
         "floor": floor,
-        "service_429": sim.throttled(),
+        "service_429": service_429,
         "limiter_waits": stats.waits,
         "limiter_waited_s": stats.waited_seconds,
         "gaps": len(gaps),
         "gaps_429": sum(1 for g in gaps if g.status == 429),
         "rss_sim_mb": rss_sim,
+        "peak_rss_collect_mb": peak_collect,
         "peak_rss_mb": _peak_mb(),
-        "events": sum(len(s.activity_log.events) for s in sim.sims.values()),
+        "normalise_wall": norm_wall,
+        "normalise_cpu": norm_cpu,
+        "raw_mb": raw_bytes / 1e6,
+        "records": {k: len(v) for k, v in records.items()},
+        "events": events,
+        "simulator": "in process" if in_process else "child process",
     }
 
 
@@ -184,8 +162,7 @@ def _child(args: argparse.Namespace, mode: str) -> dict[str, Any]:
         str(args.latency),
         "--workers",
         str(args.workers),
-        "--slices",
-        str(args.slices),
+        *(["--in-process"] if args.in_process else []),
         "--json",
     ]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True)
@@ -217,8 +194,13 @@ def table(results: dict[str, dict[str, Any]], latency: float) -> str:
         f"{'speed-up over sequential':<44} {seq_wall / pool['wall']:.1f}x",
         f"{'429s sent by the service / reaching a gap':<44} {pool['service_429']} / {pool['gaps_429']}",
         f"{'limiter waits':<44} {pool['limiter_waits']} ({pool['limiter_waited_s']:.1f} s summed over threads)",
-        f"{'peak RSS (simulator holds before collection)':<44} {pool['peak_rss_mb']:.0f} MB "
-        f"({pool['rss_sim_mb']:.0f} MB)",
+        f"{'peak RSS: collection / with records':<44} {pool['peak_rss_collect_mb']:.0f} MB / "
+        f"{pool['peak_rss_mb']:.0f} MB (simulator {pool['simulator']}; {pool['rss_sim_mb']:.0f} MB before "
+        "collecting)",
+        f"{'normalise stored raw into records':<44} {pool['normalise_wall']:.1f} s "
+        f"(CPU {pool['normalise_cpu']:.1f} s, {pool['raw_mb']:.0f} MB raw, "
+        f"{pool['records'].get('activity_events', 0):,} activity events kept)",
+        f"{'parts (pool tasks)':<44} {pool['tasks']}",
     ]
     if seq is not None:
         lines.append(
@@ -234,17 +216,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mode", choices=("all", "pool", "sequential", "count"), default="all")
     parser.add_argument("--latency", type=float, default=0.1, help="seconds per request (default 0.1)")
     parser.add_argument("--workers", type=int, default=16)
-    parser.add_argument("--slices", type=int, default=6, help="Activity Log time slices per subscription")
     parser.add_argument(
         "--sequential",
         choices=("run", "estimate"),
         default="run",
         help="run the sequential baseline, or estimate it from a zero-latency count run",
     )
+    parser.add_argument(
+        "--in-process",
+        action="store_true",
+        help="run the simulator in the client's process (its CPU then counts as the client's, under one GIL)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON line (used between processes)")
     args = parser.parse_args(argv)
     if args.mode != "all":
-        result = run_mode(args.profile, args.mode, args.latency, args.workers, args.slices)
+        result = run_mode(args.profile, args.mode, args.latency, args.workers, args.in_process)
         print(json.dumps(result) if args.json else json.dumps(result, indent=2))
         return 0
     results = {"pool": _child(args, "pool")}
