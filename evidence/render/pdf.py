@@ -61,8 +61,10 @@ def layout_collector() -> Iterator[None]:
     collected tenant (~420,000 objects), which made garbage collection 0.9 s of a 3.5 s render.
     ``gc.freeze()`` moves the objects that exist now out of the collector's sight (CPython's own
     answer for large long-lived heaps), and a larger young threshold collects the render's
-    garbage in fewer passes. Cyclic garbage the caller left behind is freed after
-    ``unfreeze``, not during the render. A freeze someone else holds is left alone.
+    garbage in fewer passes. On the way out, one collection while the caller's heap is still
+    frozen frees the render's own cyclic garbage (it walks only the objects made since), so
+    back-to-back renders do not pile up garbage; cyclic garbage the caller left behind is freed
+    after ``unfreeze``, not during the render. A freeze someone else holds is left alone.
     """
     threshold = gc.get_threshold()
     freeze = gc.get_freeze_count() == 0
@@ -74,7 +76,34 @@ def layout_collector() -> Iterator[None]:
     finally:
         gc.set_threshold(*threshold)
         if freeze:
+            gc.collect()
             gc.unfreeze()
+
+
+def _write_pdf(html: str, fetcher: AllowListFetcher, pin: contextlib.AbstractContextManager[None]) -> object:
+    """WeasyPrint's layout and PDF output. Its document dies with this frame, so the collection at
+    the end of :func:`layout_collector` can free it."""
+    import weasyprint
+
+    try:
+        document = weasyprint.HTML(
+            string=html,
+            # A fake base: relative URLs resolve under the asset origin, which only serves the allow-list.
+            base_url=ASSET_BASE,
+            url_fetcher=fetcher,
+            media_type="print",
+        ).render()
+        with pin, warnings.catch_warnings():
+            # WeasyPrint 70 opens its bundled sRGB2014.icc for the PDF/A output intent and never
+            # closes it (weasyprint/pdf/__init__.py, ColorProfile(files(...).open('rb'))); CPython
+            # closes it on collection, but with warnings as errors the ResourceWarning would
+            # surface as an unraisable exception. Ignore exactly that category, only here.
+            warnings.simplefilter("ignore", ResourceWarning)
+            return document.write_pdf(pdf_variant=PDF_VARIANT, uncompressed_pdf=False)
+    except RenderError:
+        raise
+    except Exception as exc:  # WeasyPrint raises many unrelated types; translate where it enters.
+        raise RenderError(f"PDF rendering failed: {exc}", hint="report this with the input package") from exc
 
 
 def render_pdf(report: ReportInput, *, page_size: str = "A4", fetcher: AllowListFetcher | None = None) -> bytes:
@@ -83,8 +112,6 @@ def render_pdf(report: ReportInput, *, page_size: str = "A4", fetcher: AllowList
     ``fetcher`` exists for tests that count refused URLs; it must be an :class:`AllowListFetcher`.
     This report's chart images are added to its allow-list.
     """
-    import weasyprint
-
     document_input = render_print_document(report, page_size=page_size)
     if fetcher is None:
         fetcher = report_fetcher()
@@ -92,25 +119,7 @@ def render_pdf(report: ReportInput, *, page_size: str = "A4", fetcher: AllowList
     epoch = int(parse_timestamp(report.generated_at).timestamp())  # checked by ReportInput
     pin = contextlib.nullcontext() if harfbuzz_subset_available() else source_date_epoch(epoch)
     with layout_collector():
-        try:
-            document = weasyprint.HTML(
-                string=document_input.html,
-                # A fake base: relative URLs resolve under the asset origin, which only serves the allow-list.
-                base_url=ASSET_BASE,
-                url_fetcher=fetcher,
-                media_type="print",
-            ).render()
-            with pin, warnings.catch_warnings():
-                # WeasyPrint 70 opens its bundled sRGB2014.icc for the PDF/A output intent and never
-                # closes it (weasyprint/pdf/__init__.py, ColorProfile(files(...).open('rb'))); CPython
-                # closes it on collection, but with warnings as errors the ResourceWarning would
-                # surface as an unraisable exception. Ignore exactly that category, only here.
-                warnings.simplefilter("ignore", ResourceWarning)
-                data = document.write_pdf(pdf_variant=PDF_VARIANT, uncompressed_pdf=False)
-        except RenderError:
-            raise
-        except Exception as exc:  # WeasyPrint raises many unrelated types; translate where it enters.
-            raise RenderError(f"PDF rendering failed: {exc}", hint="report this with the input package") from exc
+        data = _write_pdf(document_input.html, fetcher, pin)
     if not isinstance(data, bytes):  # pragma: no cover - write_pdf() without target returns bytes
         raise RenderError("WeasyPrint returned no PDF bytes")
     return data
