@@ -321,6 +321,7 @@ def _handle(conn: Any, sim: MultiSubscriptionAzure) -> None:
 
 def _serve(control: Any, profile: str, latency: float, throttle: tuple[int, float] | None) -> None:
     import threading
+    import time
     from multiprocessing.connection import Listener
 
     tenants = build_tenants(PROFILES[profile])
@@ -350,6 +351,7 @@ def _serve(control: Any, profile: str, latency: float, throttle: tuple[int, floa
                     "requests_by_subscription": dict(sim.requests_by_subscription()),
                     "throttled": sim.throttled(),
                     "events": sum(len(s.activity_log.events) for s in sim.sims.values()),
+                    "cpu": time.process_time(),  # the simulator's own CPU, all threads
                 }
             )
         else:

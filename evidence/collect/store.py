@@ -77,6 +77,7 @@ class RawStore:
         self._lock = threading.Lock()
         self._items: list[_Stored] = []
         self._finished = False
+        self._incoming_ready = False  # mkdir once, not per response (a stat per file adds up)
 
     def __call__(self, exchange: Exchange) -> None:
         self.add(exchange)
@@ -88,9 +89,11 @@ class RawStore:
         incoming: str | None = None
         if data:
             incoming = f"{INCOMING_DIR}/{exchange.seq:07d}.{extension}"
-            target = self._root / incoming
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(data)
+            if not self._incoming_ready:
+                (self._root / INCOMING_DIR).mkdir(parents=True, exist_ok=True)
+                self._incoming_ready = True
+            with open(self._root / incoming, "wb") as handle:
+                handle.write(data)
         item = _Stored(
             order=(exchange.task, exchange.task_seq, exchange.seq),
             collector=exchange.collector,
@@ -116,6 +119,7 @@ class RawStore:
             self._finished = True
             items = sorted(self._items, key=lambda i: i.order)
         counters: dict[str, int] = {}
+        made: set[str] = set()
         provenance: list[Provenance] = []
         redactions: list[Redaction] = []
         for item in items:
@@ -124,9 +128,10 @@ class RawStore:
             rel: str | None = None
             if item.incoming is not None:
                 rel = f"{RAW_DIR}/{item.collector}/{number:05d}.{item.extension}"
-                target = self._root / rel
-                target.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(self._root / item.incoming, target)
+                if item.collector not in made:
+                    (self._root / RAW_DIR / item.collector).mkdir(parents=True, exist_ok=True)
+                    made.add(item.collector)
+                os.replace(self._root / item.incoming, self._root / rel)
                 redactions.extend(Redaction(file=rel, pointer=p, reason=r) for p, r in item.body_redactions)
             redactions.extend(
                 Redaction(file=rel or COLLECTION_FILE, pointer="url", reason=reason) for reason in item.url_reasons
