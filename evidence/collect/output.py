@@ -29,13 +29,14 @@ from typing import TYPE_CHECKING
 
 from evidence import __version__
 from evidence.collect.interface import Collector
+from evidence.collect.pool import DEFAULT_WORKERS
 from evidence.collect.runner import run_collection
 from evidence.collect.store import (
     COLLECTION_FILE,
+    RawStore,
     load_raw,
     normalise_all,
     pretty_json,
-    write_raw,
     write_records,
 )
 from evidence.domain import CollectionSummary, Gap, Scope, Window
@@ -84,12 +85,24 @@ def collect_into(
     collectors: Sequence[Collector],
     mode: str = "live",
     observer: Observer | None = None,
+    workers: int = DEFAULT_WORKERS,
 ) -> CollectionSummary:
     """Run the collectors and write ``data/raw/**`` and ``data/collection.json`` under ``bag``."""
-    run = run_collection(
-        clients=clients, tap=tap, scope=scope, window=window, clock=clock, collectors=collectors, observer=observer
-    )
-    provenance, redactions = write_raw(run.exchanges, bag)
+    # Concurrent, and each response goes to disk as it arrives (names fixed in sequential-run
+    # order at the end): the folder does not depend on ``workers`` (issue 7).
+    store = RawStore(bag)
+    with tap.streaming(store):
+        run = run_collection(
+            clients=clients,
+            tap=tap,
+            scope=scope,
+            window=window,
+            clock=clock,
+            collectors=collectors,
+            observer=observer,
+            workers=workers,
+        )
+    provenance, redactions = store.finish()
     summary = CollectionSummary(
         tool_version=__version__,
         scope=scope,
