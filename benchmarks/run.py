@@ -1,4 +1,4 @@
-"""Every benchmark in one command: collection, then rendering and bundling/verification if present.
+"""Every benchmark in one command: collection, a whole package, rendering and bundling/verification.
 
     python benchmarks/run.py                       # small profile (the CI smoke test)
     python benchmarks/run.py --profile large --sequential estimate
@@ -60,7 +60,10 @@ def main(argv: list[str] | None = None) -> int:
         ],
     )
     if not args.skip_others:
-        for name, extra in (("bench_render.py", []), ("bench_verify.py", [])):
+        # bench_package.py: one whole `evidence package` (collect -> ... -> zip) in a fresh process,
+        # for its wall time and peak RSS end to end.
+        package = ["--profile", args.profile, "--latency", str(args.latency)]
+        for name, extra in (("bench_package.py", package), ("bench_render.py", []), ("bench_verify.py", [])):
             script = HERE / name
             if script.exists():
                 failures += _run(
