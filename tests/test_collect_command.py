@@ -169,7 +169,9 @@ def test_record_with_pseudonymize_saves_a_pseudonymized_replayable_recording(
         collectors=default_collectors(),
     )
     session.finish()
-    saved = (tmp_path / "rec" / "recording.json").read_text(encoding="utf-8")
+    files = sorted((tmp_path / "rec").glob("*.json"))  # one file per collector
+    assert [p.stem for p in files] == sorted(c.name for c in default_collectors())
+    saved = "".join(p.read_text(encoding="utf-8") for p in files)
     assert not EMAIL.search(saved) and "random-for-this-run" not in saved
     assert collect(tmp_path / "replayed", replay=tmp_path / "rec") == 0
     replayed = tmp_path / "replayed" / NAME

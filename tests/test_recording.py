@@ -210,7 +210,9 @@ def test_record_then_replay_gives_same_results_and_no_secrets(stub: tuple[Stub, 
     assert [a[0] for a in live["assignments"]] == ["ra-1", "ra-2"]
     assert SAS_SIG in str(live["assignments"])  # the SDK saw the unredacted response
 
-    path = recorder.save(tmp_path / "cassette", variables={"subscription": SUB})
+    # No collector channel here: everything goes to the one-file layout's recording.json.
+    (path,) = recorder.save(tmp_path / "cassette", variables={"subscription": SUB})
+    assert path.name == "recording.json"
     text = path.read_text(encoding="utf-8")
     for secret in SECRETS:
         assert secret not in text, secret
@@ -245,8 +247,8 @@ def test_saved_cassette_is_deterministic_and_sorted(tmp_path: Path) -> None:
         first.send(_Req("GET", url))
     for url in reversed(urls):
         second.send(_Req("GET", url))
-    a = first.save(tmp_path / "one", "r.json")
-    b = second.save(tmp_path / "two", "r.json")
+    (a,) = first.save(tmp_path / "one", "r.json")
+    (b,) = second.save(tmp_path / "two", "r.json")
     assert a.read_bytes() == b.read_bytes()
     assert a.read_text().endswith("}\n")
     doc = json.loads(a.read_text())
@@ -395,7 +397,8 @@ def test_concurrent_recording_keeps_every_entry_and_saves_deterministically(tmp_
         for t in threads:
             t.join()
         assert len(recorder.entries) == 50 and len(recorder.redactions) == 50
-        return recorder.save(directory).read_bytes()
+        (path,) = recorder.save(directory)
+        return path.read_bytes()
 
     first = record(urls, tmp_path / "a")
     second = record(list(reversed(urls)), tmp_path / "b")
@@ -434,9 +437,10 @@ def test_record_then_replay_gives_identical_records_and_gaps(stub: tuple[Stub, P
 
     with RecordingTransport(RequestsTransport(connection_verify=str(cert))) as recorder:
         recorded, recorded_gaps = collect(recorder, tmp_path / "recorded")
-    cassette = recorder.save(tmp_path / "cassette")
+    files = recorder.save(tmp_path / "cassette")
+    assert [p.name for p in files] == ["activity_log.json", "role_assignments.json"]  # one file per collector
     asked = len(server.authorizations)
-    replay = ReplayTransport.from_path(cassette.parent)
+    replay = ReplayTransport.from_path(tmp_path / "cassette")
     replayed, replayed_gaps = collect(replay, tmp_path / "replayed")
     assert len(server.authorizations) == asked  # the replay never reached the stub
     assert replay.unused() == []
@@ -444,3 +448,157 @@ def test_record_then_replay_gives_identical_records_and_gaps(stub: tuple[Stub, P
     assert replayed == recorded
     assert replayed_gaps == recorded_gaps  # the stub's 404s (deny, PIM, definition) replay as the same gaps
     assert {g.status for g in recorded_gaps} == {404}
+
+
+# ------------------------------------------------------------------------------ a concurrent live run, replayed
+SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "contoso"
+
+
+class _HoldBack(RequestsTransport):
+    """The 'wire' of a live run where one collector's answers come late (a slower region, say).
+
+    Below the recorder, like the network. Holding the endpoints collector back makes the metrics
+    collector list the workspaces' endpoints first, so the simulator's per-request ids are handed
+    out in an order no sequential run (and no replay with one worker) makes the requests in.
+    """
+
+    def __init__(self, inner: Any, channels: tuple[str, ...], delay: float) -> None:
+        self.inner, self.channels, self.delay = inner, channels, delay
+
+    def send(self, request: Any, **kwargs: Any) -> Any:
+        from evidence.azure.tap import current_channel
+
+        if current_channel() in self.channels:
+            threading.Event().wait(self.delay)
+        return self.inner.send(request, **kwargs)
+
+    def open(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> _HoldBack:
+        return self
+
+    def __exit__(self, *args: Any) -> None:
+        pass
+
+    def sleep(self, duration: float) -> None:
+        pass
+
+
+def _collect(session: Any, out: Path, workers: int) -> dict[str, bytes]:
+    """A collection folder (raw bodies, collection.json with provenance, records) as name -> bytes."""
+    from evidence.collect.output import collect_into
+    from evidence.collect.runner import default_collectors
+    from evidence.collect.store import load_raw, normalise_all, write_records
+    from evidence.config import load_config
+
+    config = load_config(SAMPLE / "evidence.toml")
+    collectors = default_collectors()
+    summary = collect_into(
+        out,
+        clients=session.clients,
+        tap=session.tap,
+        scope=config.scope.to_scope(),
+        window=config.window.resolve(session.clock.now()),
+        clock=session.clock,
+        collectors=collectors,
+        mode="recorded-or-replayed",  # the one field a replay legitimately changes; kept equal here
+        workers=workers,
+    )
+    write_records(normalise_all(collectors, load_raw(out, summary.requests)), out)
+    return {p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+
+
+def _record_concurrently(tmp_path: Path) -> tuple[Any, Path]:
+    """A 16-worker live run against the simulated Contoso tenant, recorded as `--record` does."""
+    from evidence.azure.session import AzureSession
+    from evidence.azure.simulator import SimulatedAzure, load_tenant
+
+    tenant = load_tenant(SAMPLE / "tenant.toml")
+    clock = FixedClock(tenant.now)
+    recorder = RecordingTransport(_HoldBack(SimulatedAzure(tenant), ("endpoints",), 0.5))
+    tap = EvidenceTap(recorder, clock)
+    session = AzureSession("record", AzureClients(StaticCredential(), tap), tap, clock, tmp_path / "rec")
+    return session, tmp_path / "rec"
+
+
+def test_concurrent_recording_replays_exactly_with_16_workers_and_with_1(tmp_path: Path) -> None:
+    from evidence.azure.session import replay_session
+
+    session, rec = _record_concurrently(tmp_path)
+    recorded = _collect(session, tmp_path / "live", workers=16)
+    session.finish()
+    assert sorted(p.name for p in rec.iterdir()) == [
+        "activity_log.json", "endpoints.json", "metrics.json", "model_versions.json", "role_assignments.json"
+    ]  # fmt: skip
+
+    # Both collectors list each workspace's endpoints and deployments, and were answered with
+    # different request ids.
+    recorded_ids = _shared_request_ids(recorded)
+    assert len(recorded_ids) == 4 and all(ids["endpoints"] != ids["metrics"] for ids in recorded_ids.values())
+
+    for workers in (16, 1):
+        replayed = _collect(replay_session(rec), tmp_path / f"replay-{workers}", workers=workers)
+        assert replayed.keys() == recorded.keys()
+        differing = [name for name in recorded if replayed[name] != recorded[name]]
+        assert differing == [], f"{workers} worker(s): {differing}"
+
+    # The same entries in one file, in arrival order (the layout before recordings were split per
+    # collector), do not replay exactly: a replay with one worker asks for the endpoints collector
+    # first and is handed the answer the metrics collector got live.
+    recorder = session.tap.inner
+    assert isinstance(recorder, RecordingTransport)
+    merged = tmp_path / "merged"
+    write_recording(recorder.entries, merged, variables=load_cassette(rec).variables, keep_body_order=True)
+    swapped = _collect(replay_session(merged), tmp_path / "replay-merged", workers=1)
+    swapped_ids = _shared_request_ids(swapped)
+    exchanged = [url for url, ids in recorded_ids.items() if swapped_ids[url] != ids]
+    assert exchanged, "the live run was expected to answer the metrics collector first somewhere"
+    for url in exchanged:
+        live = recorded_ids[url]
+        assert swapped_ids[url] == {"endpoints": live["metrics"], "metrics": live["endpoints"]}
+
+
+def _shared_request_ids(folder: dict[str, bytes]) -> dict[str, dict[str, str]]:
+    """Per URL asked by both the endpoints and the metrics collector, each one's x-ms-request-id."""
+    by_url: dict[str, dict[str, str]] = {}
+    for req in json.loads(folder["data/collection.json"])["requests"]:
+        by_url.setdefault(req["url"], {})[req["collector"]] = req["request_id"]
+    return {url: ids for url, ids in by_url.items() if {"endpoints", "metrics"} <= ids.keys()}
+
+
+def test_recording_does_not_depend_on_arrival_order(tmp_path: Path) -> None:
+    """Two live runs whose requests arrive in different orders save byte-identical recordings."""
+    from evidence.azure.session import AzureSession
+    from evidence.azure.simulator import SimulatedAzure, load_tenant
+
+    tenant = load_tenant(SAMPLE / "tenant.toml")
+    clock = FixedClock(tenant.now)
+    saved: list[dict[str, bytes]] = []
+    # The metrics collector is always held back, so the endpoints collector is first to list the
+    # endpoints (as in a sequential run) and both collectors get the same answers in every run.
+    runs = ((("metrics",), 16), (("metrics", "model_versions", "role_assignments"), 16), (("metrics",), 1))
+    for number, (held_back, workers) in enumerate(runs):
+        recorder = RecordingTransport(_HoldBack(SimulatedAzure(tenant), held_back, 0.05))
+        tap = EvidenceTap(recorder, clock)
+        session = AzureSession("record", AzureClients(StaticCredential(), tap), tap, clock, tmp_path / f"rec-{number}")
+        _collect(session, tmp_path / f"out-{number}", workers=workers)
+        session.finish()
+        assert session.record_dir is not None
+        saved.append({p.name: p.read_bytes() for p in sorted(session.record_dir.iterdir())})
+    assert saved[0] == saved[1] == saved[2]
+
+
+def test_record_refuses_a_directory_that_already_holds_a_recording(tmp_path: Path) -> None:
+    """Replay reads every file in the directory: an old collector file would be mixed into the new run."""
+    from evidence.azure.session import live_session
+    from evidence.errors import UsageError
+
+    old = tmp_path / "rec"
+    write_recording([Entry("https://h/a", "GET", 200)], old, "metrics.json")
+    with pytest.raises(UsageError, match="already holds a recording"):
+        live_session(record_dir=old)
+    assert sorted(p.name for p in old.iterdir()) == ["metrics.json"]  # nothing deleted

@@ -34,7 +34,7 @@ class AzureSession:
     pseudonymize_salt: bytes | None = field(default=None, repr=False)
 
     def finish(self) -> None:
-        """Save the recording, if this session records."""
+        """Save the recording (one file per collector/channel), if this session records."""
         if self.record_dir is None:
             return
         from evidence.azure.recording import RecordingTransport
@@ -43,7 +43,6 @@ class AzureSession:
         assert isinstance(recorder, RecordingTransport)
         recorder.save(
             self.record_dir,
-            name="recording.json",
             variables={RECORDED_AT: isoformat(self.clock.now())},
             pseudonymize_salt=self.pseudonymize_salt,
         )
@@ -107,10 +106,31 @@ def live_session(
     if record_dir is not None:
         from evidence.azure.recording import RecordingTransport
 
+        _check_record_dir(record_dir)
         inner = RecordingTransport(inner)
     tap = EvidenceTap(inner, clock)
     clients = AzureClients(live_credential(credential_kind), tap, cloud=cloud)
     return AzureSession("record" if record_dir else "live", clients, tap, clock, record_dir, pseudonymize_salt)
+
+
+def _check_record_dir(record_dir: Path) -> None:
+    """Refuse, before any call, a --record directory that already holds recording files.
+
+    A recording is one file per collector; a replay reads every file in the directory, so files
+    left from another run (a collector that made no request this time, another scope) would be
+    mixed into this one and the replay would not be the recorded run. Failing closed beats
+    deleting someone's files.
+    """
+    if record_dir.is_file():
+        raise UsageError(f"--record {record_dir} is a file", hint="give a directory for the recording")
+    if record_dir.is_dir():
+        existing = sorted(p.name for p in record_dir.rglob("*.json") if not p.name.startswith("."))
+        if existing:
+            raise UsageError(
+                f"--record {record_dir} already holds a recording ({', '.join(existing[:3])}"
+                f"{', ...' if len(existing) > 3 else ''})",
+                hint="record into a new or empty directory",
+            )
 
 
 def simulated_session(
