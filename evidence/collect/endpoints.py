@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 
 from evidence.collect.interface import Collector, CollectSession, Part, RawResponse, Record, run_parts
 from evidence.collect.normalise import dedupe, listed_items, timestamp, workspace_of
+from evidence.collect.paging import raw_items, raw_pages
 from evidence.domain import Workspace
 
 _ENDPOINTS_PATH = r".*/providers/Microsoft\.MachineLearningServices/workspaces/[^/]+/onlineEndpoints"
@@ -66,10 +67,11 @@ class EndpointsCollector(Collector):
         ml = session.clients.ml(workspace)
         names: list[str] = []
         with session.attempt(f"{workspace.arm_id}/onlineEndpoints"):
-            names = [e.name for e in ml.online_endpoints.list()]
+            # The SDK's own requests, paged raw (no entity objects): see evidence.collect.paging.
+            names = [str(e.get("name")) for e in raw_items(ml.online_endpoints.list())]
         for name in sorted(set(names)):
             with session.attempt(f"{workspace.arm_id}/onlineEndpoints/{name}/deployments"):
-                for _ in ml.online_deployments.list(name):
+                for _ in raw_pages(ml.online_deployments.list(name)):
                     pass
 
     def normalise(self, responses: Sequence[RawResponse]) -> Mapping[str, list[Record]]:

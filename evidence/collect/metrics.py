@@ -29,6 +29,7 @@ from evidence.clock import isoformat
 from evidence.collect.activity import utc_z
 from evidence.collect.interface import Collector, CollectSession, Part, RawResponse, Record, run_parts
 from evidence.collect.normalise import timestamp
+from evidence.collect.paging import raw_items
 from evidence.domain import Gap, Workspace
 
 #: "Most metrics in Azure are stored for 93 days" (azure-limits §4.2).
@@ -160,7 +161,8 @@ class MetricsCollector(Collector):
             monitor = session.clients.monitor(subscription)
             for query in queries:
                 with session.attempt(f"{resource_id}/providers/Microsoft.Insights/metrics"):
-                    response = monitor.metrics.list(
+                    response = raw_metrics(
+                        monitor,
                         resource_id,
                         timespan=timespan,
                         interval=interval,
@@ -179,25 +181,30 @@ class MetricsCollector(Collector):
         ml = session.clients.ml(workspace)
         endpoints: dict[str, str] = {}
         with session.attempt(f"{workspace.arm_id}/onlineEndpoints"):
-            for endpoint in ml.online_endpoints.list():
-                name = str(endpoint.name)
-                endpoints[name] = str(getattr(endpoint, "id", None) or f"{workspace.arm_id}/onlineEndpoints/{name}")
+            # The SDK's own requests, paged raw (no entity objects): see evidence.collect.paging.
+            for endpoint in raw_items(ml.online_endpoints.list()):
+                name = str(endpoint.get("name"))
+                endpoints[name] = str(endpoint.get("id") or f"{workspace.arm_id}/onlineEndpoints/{name}")
         for name in sorted(endpoints):
             endpoint_id = endpoints[name]
             sub = workspace.subscription_id
             found.append((sub, endpoint_id, ENDPOINT_QUERIES))
             deployments: list[str] = []
             with session.attempt(f"{workspace.arm_id}/onlineEndpoints/{name}/deployments"):
-                deployments = [str(d.name) for d in ml.online_deployments.list(name)]
+                deployments = [str(d.get("name")) for d in raw_items(ml.online_deployments.list(name))]
             for deployment in sorted(set(deployments)):
                 found.append((sub, f"{endpoint_id}/deployments/{deployment}", DEPLOYMENT_QUERIES))
 
-    def _check_truncation(self, session: CollectSession, resource_id: str, query: MetricQuery, response: Any) -> None:
+    def _check_truncation(
+        self, session: CollectSession, resource_id: str, query: MetricQuery, response: Mapping[str, Any]
+    ) -> None:
         if not query.filter:
             return
-        for metric in getattr(response, "value", None) or ():
-            if len(getattr(metric, "timeseries", None) or ()) >= MAX_SERIES:
-                name = getattr(getattr(metric, "name", None), "value", None)
+        for metric in response.get("value") or ():
+            if not isinstance(metric, dict):
+                continue
+            if len(metric.get("timeseries") or ()) >= MAX_SERIES:
+                name = _metric_name(metric)
                 session.gaps.append(
                     Gap(
                         collector=self.name,
@@ -227,6 +234,61 @@ class MetricsCollector(Collector):
                 for row in _series_rows(resource_id, metric, aggregations, interval):
                     rows[_row_key(row)] = row  # a request answered twice is still one series
         return {"metrics": [rows[k] for k in sorted(rows)]}
+
+
+def raw_metrics(monitor: Any, resource_uri: str, **parameters: Any) -> dict[str, Any]:
+    """``monitor.metrics.list(resource_uri, **parameters)``'s response body, without SDK objects.
+
+    The request the operation makes (its own request builder and api-version, the client's
+    pipeline: credential, retries, transport) and its failures (its error map, then
+    ``HttpResponseError`` with its ARM error model), but the body is not deserialized into
+    ``Response``/``Metric``/``TimeSeriesElement``/``MetricValue`` objects: a 90-day series is 90 of
+    them, built for every query only to be thrown away (records come from the stored raw bodies),
+    which was about a tenth of the large benchmark's client CPU (issue 7). Mirrors
+    ``MetricsOperations.list`` of azure-mgmt-monitor 7.x (generated code); if its private
+    ``_client``/``_deserialize`` move, the ``AttributeError`` becomes an ``UnexpectedResponseShape``
+    gap, never silence.
+    """
+    import sys
+
+    from azure.core.exceptions import (
+        ClientAuthenticationError,
+        HttpResponseError,
+        ResourceExistsError,
+        ResourceNotFoundError,
+        ResourceNotModifiedError,
+        map_error,
+    )
+    from azure.mgmt.core.exceptions import ARMErrorFormat
+
+    from evidence.collect.paging import page_json
+
+    operations = monitor.metrics
+    module = sys.modules[type(operations).__module__]
+    client = operations._client
+    request = module.build_list_request(resource_uri=resource_uri, **parameters)
+    request.url = client.format_url(request.url)
+    pipeline_response = client._pipeline.run(request, stream=False)
+    response = pipeline_response.http_response
+    if response.status_code != 200:
+        # The operation's own error map and error model (MetricsOperations.list).
+        error_map = {
+            401: ClientAuthenticationError,
+            404: ResourceNotFoundError,
+            409: ResourceExistsError,
+            304: ResourceNotModifiedError,
+        }
+        map_error(status_code=response.status_code, response=response, error_map=error_map)
+        error = operations._deserialize.failsafe_deserialize(
+            module._models.ErrorResponseAutoGenerated4, pipeline_response
+        )
+        raise HttpResponseError(response=response, model=error, error_format=ARMErrorFormat)
+    return page_json(pipeline_response)
+
+
+def _metric_name(metric: Mapping[str, Any]) -> Any:
+    name = metric.get("name")
+    return name.get("value") if isinstance(name, dict) else name
 
 
 def _row_key(row: Record) -> tuple[Any, ...]:

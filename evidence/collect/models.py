@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from evidence.collect.interface import Collector, CollectSession, Part, RawResponse, Record, run_parts
 from evidence.collect.normalise import dedupe, listed_items, timestamp, version_key, workspace_of
+from evidence.collect.paging import raw_items, raw_pages
 from evidence.domain import Workspace
 
 if TYPE_CHECKING:
@@ -71,11 +72,12 @@ class ModelVersionsCollector(Collector):
         ml = session.clients.ml(workspace)
         names: list[str] = []
         with session.attempt(f"{workspace.arm_id}/models"):
-            names = [c.name for c in ml.models.list(list_view_type=ListViewType.ALL)]
+            # The SDK's own requests, paged raw (no Model objects): see evidence.collect.paging.
+            names = [str(c.get("name")) for c in raw_items(ml.models.list(list_view_type=ListViewType.ALL))]
         for name in sorted(set(names)):
             with session.attempt(f"{workspace.arm_id}/models/{name}"):
-                # Iterating drives the SDK's paging; the tap keeps each raw page.
-                for _ in ml.models.list(name=name, list_view_type=ListViewType.ALL):
+                # Paging is all that is needed: the tap keeps each raw page, normalise reads them.
+                for _ in raw_pages(ml.models.list(name=name, list_view_type=ListViewType.ALL)):
                     pass
 
     def _collect_registry(self, session: CollectSession, registry: str) -> None:

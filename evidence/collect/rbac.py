@@ -23,6 +23,7 @@ from typing import Any, ClassVar
 
 from evidence.collect.interface import Collector, CollectSession, Part, RawResponse, Record, run_parts
 from evidence.collect.normalise import timestamp
+from evidence.collect.paging import raw_items, raw_pages
 from evidence.domain import Workspace
 
 #: Role definition ID -> (role name, role type).
@@ -82,15 +83,18 @@ class RoleAssignmentsCollector(Collector):
 
         auth = session.clients.authorization(workspace.subscription_id)
         scope = workspace.arm_id
+        # The SDK's own requests, paged raw (no model objects): see evidence.collect.paging. The
+        # definition ID is read where the SDK's models read it from (properties.roleDefinitionId).
         with session.attempt(f"{scope}/providers/Microsoft.Authorization/roleAssignments"):
-            for assignment in auth.role_assignments.list_for_scope(scope, filter=AT_SCOPE):
-                want(assignment.role_definition_id)
+            for assignment in raw_items(auth.role_assignments.list_for_scope(scope, filter=AT_SCOPE)):
+                want(_definition_id(assignment))
         with session.attempt(f"{scope}/providers/Microsoft.Authorization/denyAssignments"):
-            for _ in auth.deny_assignments.list_for_scope(scope, filter=AT_SCOPE):
+            for _ in raw_pages(auth.deny_assignments.list_for_scope(scope, filter=AT_SCOPE)):
                 pass
         with session.attempt(f"{scope}/providers/Microsoft.Authorization/roleEligibilityScheduleInstances"):
-            for instance in auth.role_eligibility_schedule_instances.list_for_scope(scope, filter=AT_SCOPE):
-                want(instance.role_definition_id)
+            pager = auth.role_eligibility_schedule_instances.list_for_scope(scope, filter=AT_SCOPE)
+            for instance in raw_items(pager):
+                want(_definition_id(instance))
 
     def _collect_definitions(self, session: CollectSession, subscription: str, seen: list[dict[str, str]]) -> None:
         # Shared across workspaces: one lookup per distinct role definition for the whole run.
@@ -160,6 +164,13 @@ def _role_names(responses: Sequence[RawResponse]) -> dict[str, tuple[str | None,
             # spell the definition ID under another subscription than the one we asked.
             names.setdefault(f"guid:{str(guid).lower()}", value)
     return names
+
+
+def _definition_id(item: Mapping[str, Any]) -> str | None:
+    """``properties.roleDefinitionId`` of a listed assignment or eligibility, when it is a string."""
+    props = item.get("properties")
+    value = props.get("roleDefinitionId") if isinstance(props, dict) else None
+    return value if isinstance(value, str) else None
 
 
 def _guid(definition_id: str | None) -> str | None:
