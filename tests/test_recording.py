@@ -8,8 +8,10 @@ none may reach the cassette, and the replay must give the SDK caller the same re
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import ipaddress
 import json
+import re
 import ssl
 import threading
 from collections.abc import Iterator
@@ -602,3 +604,71 @@ def test_record_refuses_a_directory_that_already_holds_a_recording(tmp_path: Pat
     with pytest.raises(UsageError, match="already holds a recording"):
         live_session(record_dir=old)
     assert sorted(p.name for p in old.iterdir()) == ["metrics.json"]  # nothing deleted
+
+
+def test_package_record_then_cli_replay_gives_the_recorded_package(tmp_path: Path) -> None:
+    """`evidence package --record` (here over the simulated tenant: no tenant, no credential) then
+    `evidence package --replay` from the CLI: the same package, but for the run's mode.
+
+    The replay runs at the recording's time (``Variables.recorded_at``), so the clock allows
+    identical bytes everywhere except ``collection.json``'s ``mode`` ("record" / "replay") and
+    what digests it: the package ID (bag-info.txt, the report) and the tag manifests.
+    """
+    import zipfile
+
+    from evidence.check.runner import default_controls
+    from evidence.cli import main
+    from evidence.collect.runner import default_collectors
+    from evidence.config import load_config
+    from evidence.pipeline import PackageRequest, build_package
+
+    session, rec = _record_concurrently(tmp_path)
+    config = load_config(SAMPLE / "evidence.toml")
+    request = PackageRequest(
+        scope=config.scope.to_scope(),
+        window=config.window.resolve(session.clock.now()),
+        out_dir=tmp_path / "recorded",
+        mode=session.mode,
+        policy=config.policy,
+        page_size=config.output.page_size,
+        concurrency=16,
+    )
+    live = build_package(
+        request,
+        clients=session.clients,
+        tap=session.tap,
+        clock=session.clock,
+        collectors=default_collectors(),
+        controls=default_controls(),
+    )
+    session.finish()
+    args = ["package", "--config", str(SAMPLE / "evidence.toml"), "--replay", str(rec), "--unsigned", "-q"]
+    assert main([*args, "--out", str(tmp_path / "replayed")]) == 0
+    (replayed_zip,) = (tmp_path / "replayed").glob("*.zip")
+    assert replayed_zip.name == live.zip_path.name
+
+    def members(path: Path) -> dict[str, bytes]:
+        with zipfile.ZipFile(path) as zf:
+            return {name.split("/", 1)[1]: zf.read(name) for name in zf.namelist()}
+
+    recorded, replayed = members(live.zip_path), members(replayed_zip)
+    assert recorded.keys() == replayed.keys()
+    differing = sorted(name for name in recorded if recorded[name] != replayed[name])
+    assert differing == [
+        "bag-info.txt", "data/collection.json", "data/report/report.html", "data/report/report.pdf",
+        "manifest-sha256.txt", "tagmanifest-sha256.txt",
+    ]  # fmt: skip
+    live_collection = json.loads(recorded["data/collection.json"])
+    replay_collection = json.loads(replayed["data/collection.json"])
+    assert (live_collection.pop("mode"), replay_collection.pop("mode")) == ("record", "replay")
+    assert live_collection == replay_collection  # every request, request id, gap and time
+    # The report differs only in the digests of collection.json and of the package.
+    html = recorded["data/report/report.html"].decode().replace(
+        hashlib.sha256(recorded["data/collection.json"]).hexdigest(),
+        hashlib.sha256(replayed["data/collection.json"]).hexdigest(),
+    )
+    live_id, replay_id = (
+        re.search(r"^Package-Id: (\w+)$", m["bag-info.txt"].decode(), re.M).group(1)  # type: ignore[union-attr]
+        for m in (recorded, replayed)
+    )
+    assert html.replace(live_id, replay_id) == replayed["data/report/report.html"].decode()
