@@ -672,3 +672,24 @@ def test_package_record_then_cli_replay_gives_the_recorded_package(tmp_path: Pat
         for m in (recorded, replayed)
     )
     assert html.replace(live_id, replay_id) == replayed["data/report/report.html"].decode()
+
+
+def test_bodies_replay_byte_for_byte_and_text_bodies_are_still_pseudonymized(tmp_path: Path) -> None:
+    """Compact JSON is saved as JSON in its own key order; other JSON as its text; both replay exactly."""
+    from evidence.azure.pseudonymize import pseudonymize_recording
+
+    compact = b'{"z":1,"a":{"y":"\xc3\xa9","b":[1,2]}}'
+    spaced = json.dumps({"claims": {"name": "Alice Example", "upn": "alice@contoso.com"}}).encode()
+    saved: list[Path] = []
+    for body, url in ((compact, "https://h/compact"), (spaced, "https://h/spaced")):
+        recorder = RecordingTransport(_Canned(body))
+        recorder.send(_Req("GET", url))
+        saved += recorder.save(tmp_path / url.rsplit("/", 1)[1])
+    assert json.loads(saved[0].read_text())["Entries"][0]["ResponseBody"] == {"z": 1, "a": {"y": "é", "b": [1, 2]}}
+    assert json.loads(saved[1].read_text())["Entries"][0]["ResponseBody"] == spaced.decode()
+    for path, body, url in ((saved[0], compact, "https://h/compact"), (saved[1], spaced, "https://h/spaced")):
+        assert ReplayTransport.from_path(path).send(_Req("GET", url)).read() == body
+
+    shared = pseudonymize_recording(saved[1].parent, tmp_path / "shared", b"salt")
+    text = shared[0].read_text(encoding="utf-8")
+    assert "Alice Example" not in text and "alice@contoso.com" not in text

@@ -157,12 +157,28 @@ class Pseudonymizer:
             return self.text(value)
         return value
 
+    def body(self, value: Any) -> Any:
+        """Rewrite a ``RequestBody``/``ResponseBody``: parsed JSON, or JSON kept as text.
+
+        A recording keeps a JSON body as its text when re-serialising it would change the bytes
+        (see ``evidence.azure.recording``); as text, claims such as ``name`` would not be known as
+        claims, so such a body is parsed and rewritten as JSON (its exact bytes cannot survive
+        pseudonymisation anyway).
+        """
+        if isinstance(value, str) and value.lstrip()[:1] in ("{", "["):
+            try:
+                parsed = json.loads(value)
+            except ValueError:
+                return self.text(value)
+            return self.json(parsed)
+        return self.json(value)
+
     def entry(self, entry: Entry) -> Entry:
         return replace(
             entry,
             request_uri=self.text(entry.request_uri),
-            request_body=self.json(entry.request_body),
-            response_body=self.json(entry.response_body),
+            request_body=self.body(entry.request_body),
+            response_body=self.body(entry.response_body),
             request_headers={k: self.text(v) for k, v in entry.request_headers.items()},
             response_headers={k: self.text(v) for k, v in entry.response_headers.items()},
         )
