@@ -21,7 +21,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from azure.core.pipeline.transport import RequestsTransport
+from azure.core.pipeline.transport import HttpTransport, RequestsTransport
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -456,23 +456,40 @@ def test_record_then_replay_gives_identical_records_and_gaps(stub: tuple[Stub, P
 SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "contoso"
 
 
-class _HoldBack(RequestsTransport):
-    """The 'wire' of a live run where one collector's answers come late (a slower region, say).
+class _HoldBack(HttpTransport[Any, Any]):
+    """The 'wire' of a live run where some collectors' answers come late (a slower region, say).
 
-    Below the recorder, like the network. Holding the endpoints collector back makes the metrics
-    collector list the workspaces' endpoints first, so the simulator's per-request ids are handed
-    out in an order no sequential run (and no replay with one worker) makes the requests in.
+    Below the recorder, like the network. Requests from ``channels`` wait ``delay`` seconds; with
+    ``until_asked_by``, a request from ``channels`` for an endpoints or deployments list instead
+    waits until that other collector has been answered the same URL (so the simulator's
+    per-URL request ids go to the other collector first, an order no sequential run makes).
     """
 
-    def __init__(self, inner: Any, channels: tuple[str, ...], delay: float) -> None:
-        self.inner, self.channels, self.delay = inner, channels, delay
+    def __init__(
+        self, inner: Any, channels: tuple[str, ...], delay: float = 0.0, *, until_asked_by: str = ""
+    ) -> None:
+        self.inner, self.channels, self.delay, self.until_asked_by = inner, channels, delay, until_asked_by
+        self._answered: dict[str, threading.Event] = {}
+        self._lock = threading.Lock()
+
+    def _event(self, url: str) -> threading.Event:
+        with self._lock:
+            return self._answered.setdefault(url, threading.Event())
 
     def send(self, request: Any, **kwargs: Any) -> Any:
         from evidence.azure.tap import current_channel
 
-        if current_channel() in self.channels:
-            threading.Event().wait(self.delay)
-        return self.inner.send(request, **kwargs)
+        channel, url = current_channel(), str(request.url)
+        if channel in self.channels:
+            path = urlsplit(url).path.lower()
+            if self.until_asked_by and path.endswith(("/onlineendpoints", "/deployments")):
+                assert self._event(url).wait(30), f"{self.until_asked_by} never asked for {url}"
+            else:
+                threading.Event().wait(self.delay)
+        response = self.inner.send(request, **kwargs)
+        if channel == self.until_asked_by:
+            self._event(url).set()
+        return response
 
     def open(self) -> None:
         pass
@@ -521,7 +538,7 @@ def _record_concurrently(tmp_path: Path) -> tuple[Any, Path]:
 
     tenant = load_tenant(SAMPLE / "tenant.toml")
     clock = FixedClock(tenant.now)
-    recorder = RecordingTransport(_HoldBack(SimulatedAzure(tenant), ("endpoints",), 0.5))
+    recorder = RecordingTransport(_HoldBack(SimulatedAzure(tenant), ("endpoints",), until_asked_by="metrics"))
     tap = EvidenceTap(recorder, clock)
     session = AzureSession("record", AzureClients(StaticCredential(), tap), tap, clock, tmp_path / "rec")
     return session, tmp_path / "rec"
@@ -548,20 +565,21 @@ def test_concurrent_recording_replays_exactly_with_16_workers_and_with_1(tmp_pat
         differing = [name for name in recorded if replayed[name] != recorded[name]]
         assert differing == [], f"{workers} worker(s): {differing}"
 
-    # The same entries in one file, in arrival order (the layout before recordings were split per
-    # collector), do not replay exactly: a replay with one worker asks for the endpoints collector
-    # first and is handed the answer the metrics collector got live.
+    # The same entries in one file (the layout before recordings were split per collector, where
+    # answers to one request kept their arrival order: the metrics collector's first, as live) do
+    # not replay exactly: a replay with one worker asks for the endpoints collector first and is
+    # handed the answers the metrics collector got live.
     recorder = session.tap.inner
     assert isinstance(recorder, RecordingTransport)
+    pairs = list(zip(recorder.channels, recorder.entries, strict=True))
+    as_arrived = [e for c, e in pairs if c == "metrics"] + [e for c, e in pairs if c != "metrics"]
     merged = tmp_path / "merged"
-    write_recording(recorder.entries, merged, variables=load_cassette(rec).variables, keep_body_order=True)
+    write_recording(as_arrived, merged, variables=load_cassette(rec).variables, keep_body_order=True)
     swapped = _collect(replay_session(merged), tmp_path / "replay-merged", workers=1)
     swapped_ids = _shared_request_ids(swapped)
-    exchanged = [url for url, ids in recorded_ids.items() if swapped_ids[url] != ids]
-    assert exchanged, "the live run was expected to answer the metrics collector first somewhere"
-    for url in exchanged:
-        live = recorded_ids[url]
-        assert swapped_ids[url] == {"endpoints": live["metrics"], "metrics": live["endpoints"]}
+    assert swapped_ids == {
+        url: {"endpoints": live["metrics"], "metrics": live["endpoints"]} for url, live in recorded_ids.items()
+    }
 
 
 def _shared_request_ids(folder: dict[str, bytes]) -> dict[str, dict[str, str]]:
