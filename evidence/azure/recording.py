@@ -15,7 +15,10 @@ Layout: a recording is saved as one file per channel (``<collector>.json``, ``di
 sample generator writes. Collectors run concurrently and some make the same request (the endpoints
 and metrics collectors both list a workspace's endpoints); replay answers a request from its own
 collector's file first, so each collector gets back the responses (and request ids) it was given
-live, whatever order the requests arrive in on replay.
+live, whatever order the requests arrive in on replay. Within one collector, two pool tasks asking
+the very same request are told apart by task order only (the file is ordered that way, replay
+serves in file order); collectors avoid that by making shared lookups in one part (role
+definitions), so a replay with any number of workers reproduces the recorded package.
 """
 
 from __future__ import annotations
