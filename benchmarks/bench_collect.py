@@ -77,6 +77,9 @@ def run_mode(profile: str, mode: str, latency: float, workers: int, in_process: 
         sim.warm()
     else:
         sim = RemoteAzure(profile, latency=wire_latency, throttle=throttle)
+    # The child's CPU once its tenants are built: what it spends after this is serving requests,
+    # on the same (shared) cores as the client.
+    sim_cpu_setup = float("nan") if in_process else float(sim.stats()["cpu"])
     rss_sim = _rss_mb()
     clock = FixedClock(NOW)
     # The product's own chain: EvidenceTap -> ThrottledTransport -> (simulated) wire.
@@ -90,6 +93,7 @@ def run_mode(profile: str, mode: str, latency: float, workers: int, in_process: 
     with tempfile.TemporaryDirectory(prefix="bench-collect-") as tmp:
         root = Path(tmp)
         store = RawStore(root)
+        load_start = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
         cpu0, wall0 = time.process_time(), time.perf_counter()
         # As build_package does: every response streams to disk as it arrives.
         with session.tap.streaming(store):
@@ -104,6 +108,7 @@ def run_mode(profile: str, mode: str, latency: float, workers: int, in_process: 
             )
         provenance, _ = store.finish()
         wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+        load_end = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
         peak_collect = _peak_mb()
         # Records, streamed from the stored raw files (one file in memory at a time).
         cpu1, wall1 = time.process_time(), time.perf_counter()
@@ -150,6 +155,9 @@ def run_mode(profile: str, mode: str, latency: float, workers: int, in_process: 
         "events": events,
         "simulator": "in process" if in_process else "child process",
         "simulator_cpu": sim_cpu,
+        "simulator_serving_cpu": sim_cpu - sim_cpu_setup,
+        "load_start": load_start,
+        "load_end": load_end,
     }
 
 
@@ -188,7 +196,9 @@ def table(results: dict[str, dict[str, Any]], latency: float) -> str:
         f"latency {latency * 1000:.0f} ms, bucket {BUCKET} / {REFILL:.0f} per s per subscription",
         f"{'figure':<44} value",
         f"{'concurrent wall time (pool, ' + str(pool['workers']) + ' workers)':<44} {pool['wall']:.1f} s "
-        f"(client CPU {pool['cpu']:.1f} s; simulator CPU {pool['simulator_cpu']:.1f} s incl. set-up)",
+        f"(client CPU {pool['cpu']:.1f} s; simulator CPU {pool['simulator_cpu']:.1f} s incl. set-up, "
+        f"{pool['simulator_serving_cpu']:.1f} s serving)",
+        f"{'1-minute load average: start / end of run':<44} {pool['load_start']:.2f} / {pool['load_end']:.2f}",
         f"{'requests':<44} {pool['requests']:,} ({', '.join(str(n) for n in pool['requests_by_subscription'].values())}"
         " per subscription)",
         f"{'throttle floor':<44} {pool['floor']:.1f} s",
