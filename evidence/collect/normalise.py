@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Sequence
+from datetime import datetime
 from typing import Any
 
 from evidence.clock import isoformat, parse_timestamp
@@ -27,10 +28,29 @@ def listed_items(responses: Sequence[RawResponse], path_pattern: str) -> Iterato
                 yield response, item
 
 
+#: The form Azure sends almost every timestamp in: UTC with ``Z``, up to 7 fractional digits.
+_AZURE_UTC = re.compile(r"([0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2})(?:\.([0-9]{1,7}))?Z")
+
+
 def timestamp(value: Any) -> str | None:
-    """Normalise an Azure timestamp to ISO 8601 UTC with ``Z``; keep None as None."""
+    """Normalise an Azure timestamp to ISO 8601 UTC with ``Z``; keep None as None.
+
+    The usual form (``_AZURE_UTC``) is rewritten as text: the same string ``parse_timestamp``
+    then ``isoformat`` give (fraction cut to 6 digits, dropped when zero), after the same check
+    that the date and time exist. Two per Activity Log event, 300,000 on the large benchmark
+    profile, where the datetime round trip was a visible share of normalising.
+    """
     if not isinstance(value, str) or not value:
         return None
+    match = _AZURE_UTC.fullmatch(value)
+    if match is not None:
+        head, fraction = match.groups()
+        try:
+            datetime.fromisoformat(head)  # month 13, hour 24, ...: kept as received, as below
+        except ValueError:
+            return value
+        micro = (fraction or "")[:6].ljust(6, "0")
+        return f"{head}Z" if micro == "000000" else f"{head}.{micro}Z"
     try:
         return isoformat(parse_timestamp(value))
     except ValueError:
