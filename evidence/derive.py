@@ -44,7 +44,7 @@ from __future__ import annotations
 import hashlib
 import json
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from pathlib import Path
@@ -390,11 +390,18 @@ def derive(
     *,
     collectors: Sequence[Collector] | None = None,
     controls: Sequence[Control] | None = None,
+    write_to: Path | None = None,
 ) -> Derivation:
     """Recompute every derived file and the report input from a bag's inputs alone.
 
     ``collectors`` and ``controls`` default to the tool's own (``default_collectors()``,
     ``default_controls()``); the pipeline passes the ones it was given.
+
+    ``write_to`` (the pipeline: the bag being built) writes the record files there as they are
+    made, and ``files`` then reads them back from there when asked: on a large tenant the
+    Activity Log's ``.jsonl`` and ``.csv`` are hundreds of MB, which must not sit in memory next
+    to the records while the report renders (issue 7). Without it (``verify --rebuild``), they
+    are made in a scratch folder and held as bytes, as before. The bytes are the same either way.
     """
     from evidence.check.findings_io import findings_csv, findings_document
     from evidence.check.interface import CheckContext
@@ -438,23 +445,28 @@ def derive(
             raise DerivationError(f"{WAIVERS_INPUT} cannot be read: {exc}") from None
         results = apply_waivers(results, waivers, collected_at.date())
 
-    files: dict[str, bytes] = {}
+    small: dict[str, bytes] = {}
     review: dict[str, Any] | None = None
     if request.kind == "access-review":
-        review = _access_review(request, records, files)
-    files.update(_record_files(records))
-    files[FINDINGS_JSON] = pretty_json(findings_document(results)).encode("utf-8")
-    files[FINDINGS_CSV] = findings_csv(results).encode("utf-8")
+        review = _access_review(request, records, small)
+    small[FINDINGS_JSON] = pretty_json(findings_document(results)).encode("utf-8")
+    small[FINDINGS_CSV] = findings_csv(results).encode("utf-8")
+    in_memory, on_disk = _record_files(records, write_to)
+    files = DerivedFiles({**small, **in_memory}, on_disk)
 
     evidence_files = _evidence_files(reader, files)
     package_id = _package_id(evidence_files)
-    report = _report_input(request, collected, records, results, evidence_files, package_id, review)
+    # With write_to, the report and the Derivation read the rows back from the files just written,
+    # one at a time: the in-memory rows are freed when this function returns, before the report
+    # is rendered (issue 7: WeasyPrint needs ~400 MB for the large tenant's report on its own).
+    kept: Mapping[str, Sequence[Record]] = records if write_to is None else _stored_records(write_to, records)
+    report = _report_input(request, collected, kept, results, evidence_files, package_id, review)
     return Derivation(
         request=request,
         collected=collected,
-        records=records,
+        records=kept,
         results=tuple(results),
-        files=dict(sorted(files.items())),
+        files=files,
         evidence_files=evidence_files,
         package_id=package_id,
         report=report,
@@ -462,25 +474,84 @@ def derive(
     )
 
 
+class DerivedFiles(Mapping[str, bytes]):
+    """Every derived file, bag-relative path -> bytes, in path order.
+
+    Small files are held as bytes; the record files may instead be files already written under a
+    folder (``derive(write_to=...)``), read when asked for, so that holding a ``Derivation`` does
+    not hold the records twice (as rows and as their serialised files).
+    """
+
+    def __init__(self, in_memory: Mapping[str, bytes], on_disk: Mapping[str, Path]) -> None:
+        self._in_memory = dict(in_memory)
+        self._on_disk = dict(on_disk)
+        self._paths = tuple(sorted({*self._in_memory, *self._on_disk}))
+
+    def __getitem__(self, rel: str) -> bytes:
+        if rel in self._in_memory:
+            return self._in_memory[rel]
+        return self._on_disk[rel].read_bytes()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._paths)
+
+    def __len__(self) -> int:
+        return len(self._paths)
+
+    def stored_at(self, rel: str) -> Path | None:
+        """Where the file already is on disk, or None when it is held in memory."""
+        return self._on_disk.get(rel)
+
+    def sha256(self, rel: str) -> str:
+        """The file's SHA-256, read in chunks when it is on disk (never whole in memory)."""
+        path = self._on_disk.get(rel)
+        if path is None:
+            return hashlib.sha256(self._in_memory[rel]).hexdigest()
+        with path.open("rb") as handle:
+            return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
 def write_derived(bag: Path, derivation: Derivation) -> None:
-    for rel, data in derivation.files.items():
+    files = derivation.files
+    for rel in files:
         target = bag / rel
+        stored = files.stored_at(rel) if isinstance(files, DerivedFiles) else None
+        if stored is not None and stored.resolve() == target.resolve():
+            continue  # derive(write_to=bag) already wrote it in place
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)
+        target.write_bytes(files[rel])
 
 
-def _record_files(records: Mapping[str, Sequence[Record]]) -> dict[str, bytes]:
-    """What ``collect.store.write_records`` writes, as bytes: one .jsonl and one .csv per kind."""
+def _record_files(
+    records: Mapping[str, Sequence[Record]], write_to: Path | None
+) -> tuple[dict[str, bytes], dict[str, Path]]:
+    """What ``collect.store.write_records`` writes, one .jsonl and one .csv per kind: (in memory, on disk).
+
+    ``write_to``: written under that folder and left there (on disk). None: written to a scratch
+    folder and read back as bytes (in memory).
+    """
     import tempfile
 
     from evidence.collect.store import write_records
 
-    # write_records is the one definition of the record file formats; render it into a scratch
-    # folder rather than keep a second copy of those formats here.
+    # write_records is the one definition of the record file formats; render it into a folder
+    # rather than keep a second copy of those formats here.
+    if write_to is not None:
+        write_records(records, write_to)
+        folder = write_to / RECORDS_DIR
+        return {}, {f"{RECORDS_DIR}/{p.name}": p for p in sorted(folder.iterdir())}
     with tempfile.TemporaryDirectory(prefix="evidence-derive-") as tmp:
         write_records(records, Path(tmp))
         folder = Path(tmp) / RECORDS_DIR
-        return {f"{RECORDS_DIR}/{p.name}": p.read_bytes() for p in sorted(folder.iterdir())}
+        return {f"{RECORDS_DIR}/{p.name}": p.read_bytes() for p in sorted(folder.iterdir())}, {}
+
+
+def _stored_records(bag: Path, records: Mapping[str, Sequence[Record]]) -> dict[str, Sequence[Record]]:
+    """Every kind's rows as ``collect.store.StoredRecords`` over the files written under ``bag``."""
+    from evidence.collect.store import StoredRecords
+
+    folder = bag / RECORDS_DIR
+    return {kind: StoredRecords(folder / f"{kind}.jsonl") for kind in records}
 
 
 def _access_review(request: Request, records: dict[str, list[Record]], files: dict[str, bytes]) -> dict[str, Any]:
@@ -539,8 +610,11 @@ def _evidence_files(reader: BagReader, derived: Mapping[str, bytes]) -> tuple[tu
     for rel in reader.files:
         if rel.startswith("data/") and not is_report(rel) and not is_derived(rel):
             digests[rel] = hashlib.sha256(reader.read(rel)).hexdigest()
-    for rel, data in derived.items():
-        digests[rel] = hashlib.sha256(data).hexdigest()
+    for rel in derived:
+        if isinstance(derived, DerivedFiles):
+            digests[rel] = derived.sha256(rel)  # record files on disk: hashed in chunks
+        else:
+            digests[rel] = hashlib.sha256(derived[rel]).hexdigest()
     return tuple(sorted(digests.items(), key=lambda item: item[0].encode("utf-8")))
 
 

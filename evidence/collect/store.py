@@ -24,6 +24,7 @@ import csv
 import json
 import os
 import threading
+from array import array
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -298,6 +299,56 @@ def _cell(value: Any) -> str:
     if text[:1] in ("=", "+", "-", "@", "\t", "\r"):
         return "'" + text
     return text
+
+
+class StoredRecords(Sequence[Record]):
+    """One kind's rows as written in ``data/records/<kind>.jsonl``, parsed one line at a time.
+
+    For the report of a package being built (``derive(write_to=...)``): the rows it reads are the
+    rows the package holds, and a large tenant's 150,000 Activity Log rows are not kept in memory
+    while WeasyPrint lays out the report (issue 7). Each pass over the rows reads the file again;
+    only the byte offset of each line is kept, for indexing. A row parsed back from the file is
+    equal to the one written (canonical JSON: the same keys, values and nesting).
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        offsets = array("q")
+        position = 0
+        with path.open("rb") as handle:
+            for line in handle:
+                if line.strip():
+                    offsets.append(position)
+                position += len(line)
+        self._offsets = offsets
+
+    def __len__(self) -> int:
+        return len(self._offsets)
+
+    @overload
+    def __getitem__(self, index: int) -> Record: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[Record]: ...
+
+    def __getitem__(self, index: int | slice) -> Record | Sequence[Record]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        offset = self._offsets[index]  # IndexError as a list would raise it
+        with self._path.open("rb") as handle:
+            handle.seek(offset)
+            return self._row(handle.readline())
+
+    def __iter__(self) -> Iterator[Record]:
+        with self._path.open("rb") as handle:
+            for line in handle:
+                if line.strip():
+                    yield self._row(line)
+
+    @staticmethod
+    def _row(line: bytes) -> Record:
+        row: Record = parse_json(line)  # write_records wrote it: one JSON object per line
+        return row
 
 
 def read_records(root: Path, kind: str) -> list[Record]:
