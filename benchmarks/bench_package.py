@@ -45,6 +45,13 @@ def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def _rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
 def run_once(profile: str, latency: float, throttled: bool, workers: int) -> dict[str, Any]:
     from evidence.check.runner import default_controls
     from evidence.collect.runner import default_collectors
@@ -59,13 +66,13 @@ def run_once(profile: str, latency: float, throttled: bool, workers: int) -> dic
     session = simulated_session(sim, clock=clock)
     window = Window(NOW - timedelta(days=WINDOW_DAYS), NOW)
     start_peak = _peak_mb()
-    phases: list[tuple[str, float, float]] = []  # (message, seconds since start, peak RSS so far)
+    phases: list[tuple[str, float, float, float]] = []  # (message, seconds since start, peak so far, RSS now)
     wall0, cpu0 = time.perf_counter(), time.process_time()
 
     def observe(message: str) -> None:
         # Only the pipeline's own phase lines (not per-part progress): the peak so far at each.
         if message.startswith(("derived", "rendering", "signing", "writing")):
-            phases.append((message.split(" from ")[0][:60], time.perf_counter() - wall0, _peak_mb()))
+            phases.append((message.split(" from ")[0][:60], time.perf_counter() - wall0, _peak_mb(), _rss_mb()))
 
     with tempfile.TemporaryDirectory(prefix="bench-package-") as tmp:
         result = build_package(
@@ -99,6 +106,7 @@ def run_once(profile: str, latency: float, throttled: bool, workers: int) -> dic
         "zip_mb": zip_mb,
         "pdf_mb": pdf_mb,
         "zip_sha256": result.zip_sha256,
+        "package_id": result.package_id,
         "requests": sum(remote["requests_by_subscription"].values()),
         "events": remote["events"],
     }
@@ -114,13 +122,14 @@ def table(r: dict[str, Any]) -> str:
         f"{'peak RSS (ru_maxrss), whole process':<44} {r['peak_rss_mb']:.0f} MB "
         f"({r['peak_rss_before_mb']:.0f} MB before build_package)",
     ]
-    for message, at, peak in r["phases"]:
-        lines.append(f"{'  peak so far at ' + repr(message[:26]):<44} {peak:.0f} MB (t = {at:.1f} s)")
+    for message, at, peak, now in r["phases"]:
+        label = "  peak so far at " + repr(message[:26])
+        lines.append(f"{label:<44} {peak:.0f} MB (t = {at:.1f} s; RSS then {now:.0f} MB)")
     lines += [
         f"{'requests / gaps / controls':<44} {r['requests']:,} / {r['gaps']} / {r['controls']}",
-        f"{'records':<44} {sum(r['records'].values()):,} "
-        f"({r['records'].get('activity_events', 0):,} activity events)",
-        f"{'zip / PDF':<44} {r['zip_mb']:.1f} MB / {r['pdf_mb']:.1f} MB (zip sha256 {r['zip_sha256'][:16]})",
+        f"{'records':<44} {sum(r['records'].values()):,} ({r['records'].get('activity_events', 0):,} activity events)",
+        f"{'zip / PDF':<44} {r['zip_mb']:.1f} MB / {r['pdf_mb']:.1f} MB",
+        f"{'package ID / zip sha256':<44} {r['package_id'][:16]} / {r['zip_sha256'][:16]}",
     ]
     return "\n".join(lines)
 
