@@ -303,6 +303,26 @@ def test_filters_sent_are_at_scope_and_paging_follows_next_link(tmp_path: Path) 
     assert transport.unused() == [i for i, e in enumerate(full_cassette()) if DEV.name in e.request_uri]
 
 
+def test_a_next_link_that_loops_is_a_gap_and_the_pages_read_are_kept(tmp_path: Path) -> None:
+    # A service that keeps handing back the same nextLink would make the SDK ask forever; stopping
+    # quietly would pass an incomplete list off as complete, so it is a gap.
+    page_two = ra_url(PROD, "&$skiptoken=page2")
+    entries = [
+        entry(ra_url(PROD), {"value": [DIRECT], "nextLink": page_two}),
+        entry(page_two, {"value": [AT_RG], "nextLink": page_two}),
+        entry(deny_url(PROD), {"value": []}),
+        entry(pim_url(PROD), {"value": []}),
+        entry(def_url(DATA_SCIENTIST), definition(DATA_SCIENTIST, "AzureML Data Scientist")),
+        entry(def_url(CONTRIBUTOR), definition(CONTRIBUTOR, "Contributor")),
+    ]
+    records, gaps, transport = run(RoleAssignmentsCollector(), entries, tmp_path, scope=Scope(workspaces=(PROD,)))
+    [gap] = gaps
+    assert gap.error_code == "UnexpectedResponseShape"
+    assert "same nextLink" in gap.message
+    assert sum("skiptoken=page2" in s.url for s in transport.served) == 1
+    assert {r["assignment_id"] for r in records["role_assignments"]} == {DIRECT["id"], AT_RG["id"]}
+
+
 def test_pim_403_is_a_gap_and_the_rest_is_still_collected(tmp_path: Path) -> None:
     records, gaps, _ = run(RoleAssignmentsCollector(), full_cassette(), tmp_path, scope=Scope(workspaces=(PROD, DEV)))
     pim = [g for g in gaps if g.scope.endswith("/roleEligibilityScheduleInstances")]

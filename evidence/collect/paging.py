@@ -27,9 +27,10 @@ _DESERIALIZED = "deserialized_data"
 def raw_pages(pager: Any) -> Iterator[dict[str, Any]]:
     """Every page of ``pager`` (an SDK ``ItemPaged``), first to last, as parsed JSON objects.
 
-    Stops at a page without ``nextLink``, as ``ItemPaged`` does, and also at a ``nextLink`` seen
-    before (the SDK would ask for it forever). A page that is not a JSON object, or whose
-    ``value`` is not a list, raises ``TypeError`` (the SDK's deserializer fails on it too), which
+    Stops at a page without ``nextLink``, as ``ItemPaged`` does. A ``nextLink`` seen before (the
+    SDK would ask for it forever) raises ``TypeError`` after the pages read so far: the list may be
+    incomplete, so it must be a gap, not a quiet stop. A page that is not a JSON object, or whose
+    ``value`` is not a list, raises ``TypeError`` too (the SDK's deserializer fails on it), which
     the collector's attempt turns into an ``UnexpectedResponseShape`` gap.
     """
     get_next = pager._args[0]
@@ -43,8 +44,10 @@ def raw_pages(pager: Any) -> Iterator[dict[str, Any]]:
             raise TypeError(f"a list page's value is a {type(items).__name__}, not a list")
         yield page
         next_link = page.get("nextLink") or None
-        if next_link is None or next_link in seen:
+        if next_link is None:
             return
+        if next_link in seen:
+            raise TypeError(f"the service returned the same nextLink again after {len(seen) + 1} pages: {next_link}")
         seen.add(next_link)
         link = next_link
 
