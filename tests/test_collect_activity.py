@@ -579,6 +579,21 @@ def test_one_failing_resource_group_does_not_stop_the_others(tmp_path: Path) -> 
     assert [r["event_id"] for r in records["activity_events"]] == ["e-2"]
 
 
+def test_a_next_link_that_loops_is_a_gap_and_the_pages_read_are_kept(tmp_path: Path) -> None:
+    second = events_url(RG_FILTER, **{"$skipToken": "page-2"})
+    entries = [
+        entry(events_url(RG_FILTER), page(EP_DONE, next_link=second)),
+        entry(second, page(DEPLOY_FAILED, next_link=second)),
+        entry(events_url(AUTH_FILTER), page()),
+    ]
+    records, gaps, transport = run(ActivityLogCollector(), entries, tmp_path)
+    [gap] = gaps
+    assert (gap.error_code, gap.collector) == ("UnexpectedResponseShape", "activity_log")
+    assert "same nextLink" in gap.message
+    assert sum("page-2" in s.url for s in transport.served) == 1
+    assert {r["event_id"] for r in records["activity_events"]} == {EP_DONE["eventDataId"], DEPLOY_FAILED["eventDataId"]}
+
+
 def test_caller_type_from_claims() -> None:
     assert caller_type(USER_CLAIMS) == "User"
     assert caller_type(SP_CLAIMS) == "ServicePrincipal"

@@ -347,8 +347,11 @@ def activity_log_pages(monitor: Any, filter: str) -> Iterator[dict[str, Any]]:
             return  # valid JSON but not an object: no nextLink to follow (the tap kept the page)
         yield page
         link = page.get("nextLink")
-        if not link or link in seen:
+        if not link:
             return
+        if link in seen:
+            # As in paging.raw_pages: the list may be incomplete, so it is a gap, not a quiet stop.
+            raise TypeError(f"the service returned the same nextLink again after {len(seen) + 1} pages: {link}")
         seen.add(link)
         request = HttpRequest("GET", client.format_url(link))
 
