@@ -47,8 +47,9 @@ import tomllib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import datetime
+from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, overload
+from typing import TYPE_CHECKING, Any, Protocol
 
 from evidence.clock import parse_timestamp
 from evidence.config import PolicyConfig
@@ -308,33 +309,7 @@ def read_collection(reader: BagReader) -> Collected:
         raise DerivationError(f"{COLLECTION_FILE} is malformed: {type(exc).__name__}: {exc}") from None
 
 
-class _StoredResponses(Sequence["RawResponse"]):
-    """One collector's stored responses, each read and parsed when it is asked for.
-
-    Lazy on purpose: a large tenant's Activity Log is many pages, and normalising must not hold
-    them all in memory at once (the same reason ``collect.store.load_raw`` is lazy).
-    """
-
-    def __init__(self, reader: BagReader, requests: Sequence[Provenance]) -> None:
-        self._reader = reader
-        self._requests = tuple(requests)
-
-    def __len__(self) -> int:
-        return len(self._requests)
-
-    @overload
-    def __getitem__(self, index: int) -> RawResponse: ...
-    @overload
-    def __getitem__(self, index: slice) -> Sequence[RawResponse]: ...
-    def __getitem__(self, index: int | slice) -> RawResponse | Sequence[RawResponse]:
-        if isinstance(index, slice):
-            return _StoredResponses(self._reader, self._requests[index])
-        return _read_response(self._reader, self._requests[index])
-
-
-def _read_response(reader: BagReader, prov: Provenance) -> RawResponse:
-    from evidence.collect.interface import RawResponse
-
+def _read_body(reader: BagReader, prov: Provenance) -> Any:
     body: Any = None
     if prov.file:
         try:
@@ -348,7 +323,7 @@ def _read_response(reader: BagReader, prov: Provenance) -> RawResponse:
                 body = data.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
         except (ValueError, UnicodeDecodeError) as exc:
             raise DerivationError(f"{prov.file} cannot be read: {exc}") from None
-    return RawResponse(provenance=prov, body=body)
+    return body
 
 
 def load_raw(reader: BagReader, requests: Sequence[Provenance]) -> dict[str, Sequence[RawResponse]]:
@@ -360,7 +335,11 @@ def load_raw(reader: BagReader, requests: Sequence[Provenance]) -> dict[str, Seq
     grouped: dict[str, list[Provenance]] = {}
     for prov in requests:
         grouped.setdefault(prov.collector, []).append(prov)
-    return {name: _StoredResponses(reader, provs) for name, provs in grouped.items()}
+    # The store's lazy sequence, reading through the bag reader (a folder or the zip itself):
+    # normalising must not hold a large tenant's Activity Log pages in memory at once.
+    from evidence.collect.store import StoredResponses
+
+    return {name: StoredResponses(partial(_read_body, reader), provs) for name, provs in grouped.items()}
 
 
 # -------------------------------------------------------------------------------------- derivation
