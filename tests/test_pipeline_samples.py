@@ -29,11 +29,6 @@ SAMPLES = Path(__file__).resolve().parent.parent / "samples" / "pipelines"
 GITHUB = sorted((SAMPLES / "github").glob("*.yml"))
 AZURE = sorted((SAMPLES / "azure-pipelines").glob("*.yml"))
 
-#: Flags of ``evidence package`` that the samples use and that are being added for issue #4.
-#: A check that needs one of them is expected to fail until it lands; strict, so the marker must
-#: be removed here the moment the flag exists.
-PENDING_FLAGS: frozenset[str] = frozenset()
-
 #: Keys whose string values are shell scripts, in GitHub Actions and Azure Pipelines YAML.
 SCRIPT_KEYS = frozenset({"run", "script", "bash", "inlineScript"})
 #: Anything that looks like a stored credential. Workload identity federation needs none.
@@ -100,13 +95,6 @@ def _flags(argv: list[str]) -> list[str]:
     return [a.split("=", 1)[0] for a in argv if a.startswith("--")]
 
 
-def _pending(flags: list[str]) -> list[Any]:
-    missing = sorted(f for f in set(flags) if f in PENDING_FLAGS)
-    if not missing:
-        return []
-    return [pytest.mark.xfail(strict=True, reason=f"evidence package has no {', '.join(missing)} yet (issue #4)")]
-
-
 def _parse(argv: list[str]) -> click.Context:
     """Parse a command line with the real CLI, without running it."""
     parent = click.Context(cli, info_name="evidence")
@@ -150,7 +138,7 @@ def test_samples_exist_and_each_runs_evidence() -> None:
 
 @pytest.mark.parametrize(
     ("source", "argv"),
-    [pytest.param(s, a, id=f"{s}:{i}", marks=_pending(_flags(a))) for i, (s, a) in enumerate(COMMANDS)],
+    [pytest.param(s, a, id=f"{s}:{i}") for i, (s, a) in enumerate(COMMANDS)],
 )
 def test_every_evidence_command_parses_with_the_real_cli(source: str, argv: list[str]) -> None:
     ctx = _parse(argv)
@@ -164,7 +152,7 @@ def test_every_evidence_command_parses_with_the_real_cli(source: str, argv: list
 
 @pytest.mark.parametrize(
     "flag",
-    [pytest.param(f, marks=_pending([f])) for f in sorted({f for _, argv in COMMANDS for f in _flags(argv)})],
+    sorted({f for _, argv in COMMANDS for f in _flags(argv)}),
 )
 def test_every_flag_in_the_samples_exists(flag: str) -> None:
     command = cli.commands["package"]
