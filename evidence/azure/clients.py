@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -92,24 +93,36 @@ class AzureClients:
         }
         return kwargs
 
-    def ml(self, workspace: Workspace) -> MLClient:
-        key = ("ml", workspace.subscription_id, workspace.resource_group, workspace.name)
-        with self._lock:  # pool threads share the factory: build each client once
-            if key not in self._cache:
-                from azure.ai.ml import MLClient
+    def _arm_kwargs(self) -> dict[str, Any]:
+        return {
+            "base_url": self.cloud.resource_manager,
+            "credential_scopes": [self.cloud.arm_scope],
+            **self._common(),
+        }
 
-                kwargs = self._ml_kwargs()
-                # MLClient forwards transport= to each of its inner generated clients (verified in the
-                # feasibility study by identity check), so this one seam covers all of azure-ai-ml.
-                self._cache[key] = MLClient(
-                    self.credential,
-                    workspace.subscription_id,
-                    workspace.resource_group,
-                    workspace.name,
-                    **kwargs,
-                )
-        client: Any = self._cache[key]
-        return client  # type: ignore[no-any-return]
+    def _cached(self, key: tuple[str, ...], build: Callable[[], Any]) -> Any:
+        """The client under ``key``, built once: pool threads share the factory."""
+        with self._lock:
+            if key not in self._cache:
+                self._cache[key] = build()
+            return self._cache[key]
+
+    def ml(self, workspace: Workspace) -> MLClient:
+        from azure.ai.ml import MLClient
+
+        # MLClient forwards transport= to each of its inner generated clients (verified in the
+        # feasibility study by identity check), so this one seam covers all of azure-ai-ml.
+        key = ("ml", workspace.subscription_id, workspace.resource_group, workspace.name)
+        return self._cached(  # type: ignore[no-any-return]
+            key,
+            lambda: MLClient(
+                self.credential,
+                workspace.subscription_id,
+                workspace.resource_group,
+                workspace.name,
+                **self._ml_kwargs(),
+            ),
+        )
 
     def ml_resource_group(self, subscription_id: str, resource_group: str) -> MLClient:
         """An ``MLClient`` for a resource group, with no workspace: lists the workspaces in it.
@@ -118,14 +131,12 @@ class AzureClients:
         list goes through this client (``workspaces.list(scope="resource_group")``), so it sends
         through the evidence tap like every other call. Building it makes no request.
         """
-        key = ("ml-resource-group", subscription_id, resource_group)
-        with self._lock:  # pool threads share the factory: build each client once
-            if key not in self._cache:
-                from azure.ai.ml import MLClient
+        from azure.ai.ml import MLClient
 
-                self._cache[key] = MLClient(self.credential, subscription_id, resource_group, **self._ml_kwargs())
-        client: Any = self._cache[key]
-        return client  # type: ignore[no-any-return]
+        key = ("ml-resource-group", subscription_id, resource_group)
+        return self._cached(  # type: ignore[no-any-return]
+            key, lambda: MLClient(self.credential, subscription_id, resource_group, **self._ml_kwargs())
+        )
 
     def registry(self, name: str) -> MLClient:
         """An ``MLClient`` for an Azure ML registry (a top-level space shared across workspaces).
@@ -136,15 +147,11 @@ class AzureClients:
         later call goes to that host (feasibility §1a). So build it inside ``session.attempt``: a
         registry that does not exist or is not visible fails here, as a 404 or 403.
         """
-        key = ("registry", name)
-        with self._lock:  # pool threads share the factory: build each client once
-            if key not in self._cache:
-                from azure.ai.ml import MLClient
+        from azure.ai.ml import MLClient
 
-                kwargs = self._ml_kwargs()
-                self._cache[key] = MLClient(self.credential, registry_name=name, **kwargs)
-        client: Any = self._cache[key]
-        return client  # type: ignore[no-any-return]
+        return self._cached(  # type: ignore[no-any-return]
+            ("registry", name), lambda: MLClient(self.credential, registry_name=name, **self._ml_kwargs())
+        )
 
     def registry_location(self, name: str) -> tuple[str, str]:
         """(subscription, resource group) of an Azure ML registry, from its discovery answer.
@@ -159,59 +166,32 @@ class AzureClients:
         return str(client.subscription_id), str(client.resource_group_name)
 
     def authorization(self, subscription_id: str) -> AuthorizationManagementClient:
-        key = ("authorization", subscription_id)
-        with self._lock:  # pool threads share the factory: build each client once
-            if key not in self._cache:
-                from azure.mgmt.authorization import AuthorizationManagementClient
+        from azure.mgmt.authorization import AuthorizationManagementClient
 
-                self._cache[key] = AuthorizationManagementClient(
-                    self.credential,
-                    subscription_id,
-                    base_url=self.cloud.resource_manager,
-                    credential_scopes=[self.cloud.arm_scope],
-                    **self._common(),
-                )
-        client: Any = self._cache[key]
-        return client  # type: ignore[no-any-return]
+        return self._cached(  # type: ignore[no-any-return]
+            ("authorization", subscription_id),
+            lambda: AuthorizationManagementClient(self.credential, subscription_id, **self._arm_kwargs()),
+        )
 
     def monitor(self, subscription_id: str) -> MonitorManagementClient:
-        key = ("monitor", subscription_id)
-        with self._lock:  # pool threads share the factory: build each client once
-            if key not in self._cache:
-                from azure.mgmt.monitor import MonitorManagementClient
+        from azure.mgmt.monitor import MonitorManagementClient
 
-                self._cache[key] = MonitorManagementClient(
-                    self.credential,
-                    subscription_id,
-                    base_url=self.cloud.resource_manager,
-                    credential_scopes=[self.cloud.arm_scope],
-                    **self._common(),
-                )
-        client: Any = self._cache[key]
-        return client  # type: ignore[no-any-return]
+        return self._cached(  # type: ignore[no-any-return]
+            ("monitor", subscription_id),
+            lambda: MonitorManagementClient(self.credential, subscription_id, **self._arm_kwargs()),
+        )
 
     def resource_graph(self) -> ResourceGraphClient:
         """Azure Resource Graph (``--discover``): tenant-wide queries, no subscription in the client."""
-        key = ("resourcegraph",)
-        with self._lock:
-            if key not in self._cache:
-                from azure.mgmt.resourcegraph import ResourceGraphClient
+        from azure.mgmt.resourcegraph import ResourceGraphClient
 
-                self._cache[key] = ResourceGraphClient(
-                    self.credential,
-                    base_url=self.cloud.resource_manager,
-                    credential_scopes=[self.cloud.arm_scope],
-                    **self._common(),
-                )
-        client: Any = self._cache[key]
-        return client  # type: ignore[no-any-return]
+        return self._cached(  # type: ignore[no-any-return]
+            ("resourcegraph",), lambda: ResourceGraphClient(self.credential, **self._arm_kwargs())
+        )
 
     def logs(self) -> LogsQueryClient:
-        key = ("logs",)
-        with self._lock:  # pool threads share the factory: build each client once
-            if key not in self._cache:
-                from azure.monitor.query import LogsQueryClient
+        from azure.monitor.query import LogsQueryClient
 
-                self._cache[key] = LogsQueryClient(self.credential, endpoint=self.cloud.log_analytics, **self._common())
-        client: Any = self._cache[key]
-        return client  # type: ignore[no-any-return]
+        return self._cached(  # type: ignore[no-any-return]
+            ("logs",), lambda: LogsQueryClient(self.credential, endpoint=self.cloud.log_analytics, **self._common())
+        )
