@@ -187,3 +187,42 @@ def test_sliced_activity_log_gives_the_same_records_as_one_read_per_filter(tmp_p
     (one_requests, one), (sliced_requests, sliced) = found
     assert sliced_requests > one_requests  # it really read in slices
     assert sliced == one and len(one["activity_events"]) > 0
+
+
+def test_each_streamed_activity_log_page_is_parsed_once(tmp_path: Path, monkeypatch: Any) -> None:
+    """The store's parse of a page serves the pager's nextLink too (issue 7: parsing each
+    200-event page two or three times was a large part of the client's CPU)."""
+    from evidence.azure.session import simulated_session
+    from evidence.azure.simulator import SimulatedAzure, load_tenant
+    from evidence.collect import store as store_module
+    from evidence.collect.activity import ActivityLogCollector
+    from evidence.collect.runner import run_collection
+
+    parsed: list[int] = []
+    real_loads = store_module._loads
+
+    def counting_loads(data: bytes) -> Any:
+        parsed.append(len(data))
+        return real_loads(data)
+
+    monkeypatch.setattr(store_module, "_loads", counting_loads)
+    tenant = load_tenant(SAMPLE / "tenant.toml")
+    clock = FixedClock(tenant.now)
+    config = load_config(SAMPLE / "evidence.toml")
+    session = simulated_session(SimulatedAzure(tenant), clock=clock)
+    raw = store_module.RawStore(tmp_path)
+    with session.tap.streaming(raw):
+        run = run_collection(
+            clients=session.clients,
+            tap=session.tap,
+            scope=config.scope.to_scope(),
+            window=config.window.resolve(clock.now()),
+            clock=clock,
+            collectors=[ActivityLogCollector()],
+            workers=4,
+        )
+    provenance, _ = raw.finish()
+    pages = [p for p in provenance if p.file is not None]
+    assert run.gaps == ()
+    assert len(pages) > 1
+    assert len(parsed) == len(pages)  # once by the store; the pager took that parse

@@ -297,11 +297,12 @@ def activity_log_pages(monitor: Any, filter: str) -> Iterator[dict[str, Any]]:
     The same requests the SDK operation makes (its own request builder, client pipeline,
     credential, retries and transport, and its error mapping), without turning each event into an
     ``EventData`` object: at 150,000 events that was most of a collection run's CPU (issue 7), and
-    the objects were thrown away (records are normalised from the stored raw pages). Only the
-    ``nextLink`` is read from each page, from the JSON the pipeline's ``ContentDecodePolicy``
-    already parsed (``page_json``): parsing a 200-event page again only for its link was a
-    sizeable share of the client's CPU on the large profile. A page that is not a JSON object
-    ends the paging, as before.
+    the objects were thrown away (records are normalised from the stored raw pages). Each page is
+    parsed once: the request asks the pipeline not to decode the body (``stream=True``; the tap
+    reads every body in full regardless), and ``page_json`` takes the raw store's parse of the
+    same bytes when the store made one (``collect.store.parse_json``), else parses it itself.
+    Parsing a 200-event page twice, or three times, was a sizeable share of the client's CPU on
+    the large profile. A page that is not a JSON object ends the paging, as before.
 
     Uses the operation's ``_client``/``_config`` (azure-mgmt-monitor 6.x generated code); if they
     move, the ``AttributeError`` becomes an ``UnexpectedResponseShape`` gap, never silence.
@@ -310,6 +311,7 @@ def activity_log_pages(monitor: Any, filter: str) -> Iterator[dict[str, Any]]:
 
     from azure.core.exceptions import (
         ClientAuthenticationError,
+        DecodeError,
         HttpResponseError,
         ResourceExistsError,
         ResourceNotFoundError,
@@ -335,14 +337,22 @@ def activity_log_pages(monitor: Any, filter: str) -> Iterator[dict[str, Any]]:
     }
     seen: set[str] = set()
     while True:
-        # The pipeline response, not just the HTTP one: its context holds the parsed body.
-        pipeline_response = client.send_request(request, _return_pipeline_response=True)
+        # stream=True only tells ContentDecodePolicy not to parse the page (the tap has read the
+        # whole body either way): page_json parses it once, or takes the store's parse of it.
+        pipeline_response = client.send_request(request, stream=True, _return_pipeline_response=True)
         response = pipeline_response.http_response
         if response.status_code != 200:
             map_error(status_code=response.status_code, response=response, error_map=error_map)
             raise HttpResponseError(response=response, error_format=ARMErrorFormat)
         try:
-            page = page_json(pipeline_response)  # a malformed page raises ValueError: a MalformedResponse gap
+            page = page_json(pipeline_response)
+        except ValueError as err:
+            # The gap every other collector gets for the same body: ContentDecodePolicy (which no
+            # longer parses this page, stream=True) raises DecodeError with the response for a
+            # body labelled JSON; a body labelled otherwise (an HTML page) fails later, without it.
+            if "json" in response.headers.get("content-type", "").lower():
+                raise DecodeError(message=f"JSON is invalid: {err}", response=response, error=err) from err
+            raise
         except TypeError:
             return  # valid JSON but not an object: no nextLink to follow (the tap kept the page)
         yield page
