@@ -176,3 +176,44 @@ def test_structured_observer_events_and_plain_callables_are_both_accepted() -> N
 def test_workers_must_be_positive() -> None:
     with pytest.raises(ValueError, match="at least 1"):
         WorkerPool(0)
+
+
+def test_long_chains_start_first_and_results_stay_in_submission_order() -> None:
+    started: list[int] = []
+    lock = threading.Lock()
+    early = {3, 5}
+    # The two early tasks wait for each other, so both workers hold one until both have started:
+    # the first two starts are then exactly the first two tasks the pool handed out.
+    both_started = threading.Barrier(2, timeout=WAIT)
+
+    def task(i: int) -> Callable[[], int]:
+        def run() -> int:
+            with lock:
+                started.append(i)
+            if i in early:
+                both_started.wait()
+            return i
+
+        return run
+
+    tasks = [Task(task(i), start_early=i in early) for i in range(7)]
+    results = WorkerPool(2).run(tasks)  # 2 workers: through the executor, first in, first out
+    assert results == list(range(7))  # results by index, whatever ran first
+    assert set(started[:2]) == early
+
+
+def test_a_long_chain_still_waits_for_its_dependencies() -> None:
+    order: list[str] = []
+    lock = threading.Lock()
+
+    def step(name: str) -> Callable[[], str]:
+        def run() -> str:
+            with lock:
+                order.append(name)
+            return name
+
+        return run
+
+    tasks = [Task(step("list")), Task(step("chain"), start_early=True, after=(0,)), Task(step("other"))]
+    assert WorkerPool(4).run(tasks) == ["list", "chain", "other"]
+    assert order.index("list") < order.index("chain")

@@ -160,6 +160,7 @@ class ActivityLogCollector(Collector):
                             ),
                             subscription=subscription,
                             label=label,
+                            start_early=True,  # tens of pages one after another: the long pole
                         )
                     )
         for registry in sorted(set(session.scope.registries)):

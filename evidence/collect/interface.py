@@ -87,13 +87,17 @@ class Part:
     never interleave. A part may run concurrently with any other part of the run, except the
     parts of the same collector it names in ``after`` (indices into that collector's parts, all
     earlier ones): e.g. role-definition look-ups after the role-assignment lists that name them.
-    ``subscription`` and ``label`` are for progress reporting.
+    ``subscription`` and ``label`` are for progress reporting. ``start_early`` marks a long chain
+    of pages (one request after another): the pool starts such parts before the others, so they
+    overlap with the short ones instead of becoming the run's tail. It changes when a part runs,
+    never the order of the package's raw files.
     """
 
     run: Callable[[CollectSession], None]
     subscription: str = ""
     label: str = ""
     after: tuple[int, ...] = ()
+    start_early: bool = False
 
 
 def run_parts(parts: Sequence[Part], session: CollectSession) -> None:

@@ -14,6 +14,11 @@ Two things make concurrent collection produce the same package as a sequential o
   index. The tap can record that index with each exchange, and the store can then order raw
   responses by (task index, order within the task), which is exactly the sequential order.
 
+**Long chains first.** A task marked ``start_early`` (an Activity Log slice: tens of pages, one
+after another) is submitted before the others ready at the same time. Started last, such chains
+were the tail of a large run, with the other tasks long done and the subscription's read budget
+unused (issue 7). Only the start order changes; results and raw-file order stay by index.
+
 **Dependencies.** A task may name earlier tasks (``after``, by index) that must end before it
 starts: e.g. role-definition look-ups after the role-assignment lists that name them. Tasks whose
 dependencies have ended start at once; nothing waits on a stage barrier. A task whose dependency
@@ -53,7 +58,8 @@ class Task(Generic[T]):
     """One unit of work: ``run()``, attributed to ``channel`` (the collector) for the evidence tap.
 
     ``after``: indices of earlier tasks that must end first. ``subscription`` and ``label`` are
-    only for progress reporting.
+    only for progress reporting. ``start_early``: submitted before the other tasks that are ready
+    at the same time (a long chain of requests; see ``collect.interface.Part``).
     """
 
     run: Callable[[], T]
@@ -61,6 +67,7 @@ class Task(Generic[T]):
     subscription: str = ""
     label: str = ""
     after: tuple[int, ...] = ()
+    start_early: bool = False
 
 
 class _Skipped(Exception):
@@ -120,8 +127,9 @@ class WorkerPool:
         waiting = set(range(len(items)))
         with ThreadPoolExecutor(max_workers=min(self.workers, len(items)), thread_name_prefix="collect") as pool:
             while waiting or any(not f.done() for f in futures.values()):
-                # Submit, in index order, every waiting task whose dependencies have all ended.
-                for index in sorted(waiting):
+                # Submit every waiting task whose dependencies have all ended: long chains first,
+                # then in index order (the executor starts them first in, first out).
+                for index in sorted(waiting, key=lambda i: (not items[i].start_early, i)):
                     deps = [futures.get(d) for d in items[index].after]
                     if all(f is not None and f.done() for f in deps):
                         waiting.discard(index)

@@ -100,6 +100,7 @@ def plan_tasks(
                     subscription=part.subscription,
                     label=part.label,
                     after=tuple(first + i for i in part.after),
+                    start_early=part.start_early,
                 )
             )
     return tasks, sessions
