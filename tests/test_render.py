@@ -209,9 +209,23 @@ def test_long_tables_are_capped_in_print_with_a_pointer_to_the_csv(sample: Repor
     assert table.rows[0]["principal_id"] == "p-0249" and table.rows[0]["flagged"]
     assert [r["role_name"] for r in table.rows[1:26]] == ["Owner"] * 25
     html = render_document(report, media="print")
-    assert "Showing 200 of 250 role assignments; 50 more are in <code>data/records/role_assignments.csv</code>" in html
+    cap = ROW_CAP["print"]
+    hidden = 250 - cap
+    csv = "<code>data/records/role_assignments.csv</code>"
+    assert f"Showing {cap} of 250 role assignments; {hidden} more are in {csv}" in html
     assert "cd" * 32 in html
+    # the summary says up front that the PDF's table is an excerpt, and which table
+    assert ctx["shortened"] == [{"label": "Role assignments", "shown": cap, "total": 250}]
+    assert f"1 table in this PDF lists only its first rows:</strong>\nRole assignments ({cap} of 250)." in html
     assert len(build_context(report, "screen")["role_assignments"].rows) == 250
+    assert build_context(report, "screen")["shortened"] == []
+    assert "only its first rows" not in render_document(report, media="screen")
+
+
+def test_summary_names_no_cut_table_when_nothing_is_cut(sample: ReportInput) -> None:
+    for media in ("print", "screen"):
+        assert build_context(sample, media)["shortened"] == []
+        assert "first rows:" not in render_document(sample, media=media)
 
 
 def test_bad_input_is_a_render_error(sample: ReportInput) -> None:

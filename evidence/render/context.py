@@ -25,10 +25,19 @@ from evidence.render.interface import REPORT_KINDS, ReportInput
 Media = Literal["screen", "print"]
 
 #: Rows per table: the PDF stays fast (research §1.3), the HTML stays usable in a browser.
-ROW_CAP: Mapping[Media, int] = {"print": 200, "screen": 2000}
+#: WeasyPrint holds the whole document's layout until the PDF is written (~1.5-1.9 MB per page on
+#: the issue 7 ``large`` tenant's report, mostly computed styles and one Pango layout per line of
+#: text), so the print cap sets the render's memory on a big tenant: its report laid out with 200
+#: rows per table took 435 MB over the process's baseline (233 pages, 1,991 table rows), with 100
+#: 320 MB, with 50 218 MB (117 pages). A table that is cut says so under itself and names the CSV
+#: (and its SHA-256) that holds every row; the summary lists the cut tables (``shortened``).
+ROW_CAP: Mapping[Media, int] = {"print": 50, "screen": 2000}
 #: Rows in event listings (notable events, access changes): the full log is always in the CSV, and
 #: these lists would otherwise dominate layout time and memory on a busy tenant.
-EVENT_CAP: Mapping[Media, int] = {"print": 100, "screen": 2000}
+EVENT_CAP: Mapping[Media, int] = {"print": 50, "screen": 2000}
+#: Rows in the appendix's list of evidence files (the PDF's cap kept at 200 when the other tables'
+#: went to 50: a row is one line, and the demo package's 74 files stay listed in full).
+FILE_CAP: Mapping[Media, int | None] = {"print": 200, "screen": None}
 #: Rows in summary tables (operations, callers) and number of metric charts.
 SUMMARY_CAP: Mapping[Media, int] = {"print": 40, "screen": 500}
 CHART_CAP: Mapping[Media, int] = {"print": 24, "screen": 200}
@@ -821,7 +830,7 @@ class ContextBuilder:
             key=lambda x: (str(x.get("file", "")), str(x.get("pointer", ""))),
         )
         files = sorted(self.report.evidence_files)
-        file_cap = self.cap if self.media == "print" else len(files)
+        file_cap = FILE_CAP[self.media]
         return {
             "request_total": len(self.report.requests),
             "collectors": collectors,
@@ -903,7 +912,7 @@ class ContextBuilder:
     def build(self) -> dict[str, Any]:
         r = self.report
         controls = self.controls()
-        return {
+        context: dict[str, Any] = {
             "report": r,
             "media": self.media,
             "print": self.media == "print",
@@ -931,9 +940,57 @@ class ContextBuilder:
             "metrics": self.metrics(),
             "provenance": self.provenance(),
             "row_cap": self.cap,
+            "screen_row_cap": ROW_CAP["screen"],
             "chart": self.chart,
             "assets": self.assets,  # filled while the template renders (``chart`` in print)
         }
+        context["shortened"] = shortened_tables(context)
+        return context
+
+
+def shortened_tables(context: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Every table of the report that leaves rows out, in report order: label, rows shown, rows in all.
+
+    The summary names them, so a reader of a big tenant's PDF learns up front that its tables are
+    excerpts; each table also says so under itself and names the file that holds every row.
+    """
+    out: list[dict[str, Any]] = []
+
+    def add(label: str, shown: int, total: int) -> None:
+        if total > shown:
+            out.append({"label": label, "shown": shown, "total": total})
+
+    for c in context["controls"]:
+        add(f"{c['id']} findings", len(c["findings"]), c["findings_total"])
+        add(f"{c['id']} evidence files", len(c["evidence_files"]), c["evidence_files_total"])
+    review = context["access_review"] or {}
+    review_tables = (
+        ("population", "Access review population"),
+        ("changes", "Access review changes"),
+        ("added", "Assignments added since the previous review"),
+        ("removed", "Assignments removed since the previous review"),
+        ("decisions", "Reviewer decisions"),
+    )
+    tables: list[tuple[str, Table | None]] = [
+        ("Model versions", context["model_versions"]),
+        ("Online endpoints", context["endpoints"]),
+        ("Deployments", context["deployments"]),
+        ("Role assignments", context["role_assignments"]),
+        ("Access changes in the window", context["access_changes"]),
+        *((label, review.get(key)) for key, label in review_tables),
+        ("Notable Activity Log events", context["activity"]["notable"]),
+    ]
+    for label, table in tables:
+        if table is not None:
+            add(label, len(table.rows), table.total)
+    activity = context["activity"]
+    add("Activity Log events by operation", len(activity["operations"]), activity["operations_total"])
+    add("Activity Log events by caller", len(activity["callers"]), activity["callers_total"])
+    provenance = context["provenance"]
+    add("Gaps", len(provenance["gaps"]), provenance["gaps_total"])
+    add("Redactions", len(provenance["redactions"]), provenance["redactions_total"])
+    add("Evidence files", len(provenance["files"]), provenance["files_total"])
+    return out
 
 
 def build_context(report: ReportInput, media: Media) -> dict[str, Any]:
