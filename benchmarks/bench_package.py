@@ -21,6 +21,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -52,7 +53,7 @@ def _rss_mb() -> float:
     return 0.0
 
 
-def run_once(profile: str, latency: float, throttled: bool, workers: int) -> dict[str, Any]:
+def run_once(profile: str, latency: float, throttled: bool, workers: int, keep: Path | None = None) -> dict[str, Any]:
     from evidence.check.runner import default_controls
     from evidence.collect.runner import default_collectors
     from evidence.pipeline import PackageRequest, build_package
@@ -88,6 +89,10 @@ def run_once(profile: str, latency: float, throttled: bool, workers: int) -> dic
         wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
         zip_mb = result.zip_path.stat().st_size / 1e6
         pdf_mb = result.pdf_path.stat().st_size / 1e6
+        if keep is not None:  # after the figures above: copying is not part of the run
+            keep.mkdir(parents=True, exist_ok=True)
+            for made in Path(tmp).iterdir():
+                shutil.copy2(made, keep / made.name)
     remote = sim.stats()
     sim.close()
     return {
@@ -142,9 +147,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=16)
     parser.add_argument("--json", action="store_true", help="print one JSON line (used between processes)")
     parser.add_argument("--here", action="store_true", help="run in this process (default: a fresh child)")
+    parser.add_argument("--keep", type=Path, help="copy the package (zip, certificate) into this folder")
     args = parser.parse_args(argv)
     if args.here:
-        result = run_once(args.profile, args.latency, not args.no_throttle, args.workers)
+        result = run_once(args.profile, args.latency, not args.no_throttle, args.workers, args.keep)
         print(json.dumps(result) if args.json else table(result))
         return 0
     # A fresh process, so ru_maxrss is this package's alone (not the parent's imports or earlier runs).
@@ -158,6 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         "--workers",
         str(args.workers),
         *(["--no-throttle"] if args.no_throttle else []),
+        *(["--keep", str(args.keep)] if args.keep else []),
         "--here",
         "--json",
     ]
