@@ -7,6 +7,7 @@ import hashlib
 import io
 import json
 import os
+import random
 import struct
 import subprocess
 import sys
@@ -1218,3 +1219,22 @@ def test_corrupting_any_byte_of_the_zip_never_crashes_or_passes_changed_content(
         # A byte that carries no content (a timestamp, a version field) may change; content may not.
         with zipfile.ZipFile(io.BytesIO(corrupted)) as zf:
             assert [(i.filename, zf.read(i)) for i in zf.infolist()] == package_members
+
+
+def test_members_hashed_largest_first_come_back_in_the_order_asked(tmp_path: Path) -> None:
+    # A big member in the middle (larger than all after it: inflated and hashed on two threads),
+    # a second large one, and small ones around them; results follow the order given, not the
+    # order the pool finished them in, and each digest is the member's.
+    rng = random.Random(6)  # noqa: S311 - test data, not a secret
+    files = {f"data/raw/{i:03d}.json": rng.randbytes(rng.randrange(10, 3000)) for i in range(40)}
+    rows = (f'{{"event": {rng.getrandbits(64)}, "kind": "write"}}\n'.encode() for _ in range(160_000))
+    files["data/records/big.jsonl"] = b"".join(rows)  # ~6 MB, over PIPELINE_MIN
+    files["data/records/mid.csv"] = rng.randbytes(1 << 20)
+    path = build(tmp_path, files)
+    with OpenedPackage.open(path) as pkg:
+        asked = sorted(files, key=lambda name: hashlib.sha256(name.encode()).digest())  # any order
+        got = list(pkg.sha256_many(asked, workers=2))
+    assert [rel for rel, _ in got] == asked
+    assert {rel: digest for rel, digest in got} == {
+        rel: (hashlib.sha256(files[rel]).hexdigest(), len(files[rel])) for rel in asked
+    }
