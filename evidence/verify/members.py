@@ -231,13 +231,17 @@ def _put(handoff: queue.Queue[list[bytes] | None], item: list[bytes] | None, con
 
 
 def _consume(handoff: queue.Queue[list[bytes] | None], h: Any) -> tuple[int, int]:
+    # One hash and one CRC call per batch, not per 64 KiB chunk: each call takes the GIL back from
+    # the inflating thread, and that ping-pong, not hashing, made the two threads overlap in only
+    # about half of the runs (1 GB member: 0.82-0.89 s in 7 of 8 runs after, 0.82 s or 1.1 s
+    # before). Joining a 1 MiB batch is a copy the hashing thread has time for.
     crc = 0
     size = 0
     while (batch := handoff.get()) is not None:
-        for chunk in batch:
-            h.update(chunk)
-            crc = _crc32(chunk, crc)
-            size += len(chunk)
+        joined = b"".join(batch)
+        h.update(joined)
+        crc = _crc32(joined, crc)
+        size += len(joined)
     return size, crc
 
 
