@@ -157,31 +157,40 @@ def test_time_slices_cover_the_window_in_whole_seconds() -> None:
     assert time_slices(start, start + timedelta(days=3)) == [(start, start + timedelta(days=3))]
 
 
-def test_sliced_activity_log_gives_the_same_records_as_one_read_per_filter(tmp_path: Path) -> None:
+def _stream_sample_collection(root: Path, collector: Any, workers: int) -> tuple[Any, list[Any]]:
+    """Collect the sample tenant with ``collector``, streaming every response into a RawStore at
+    ``root`` as ``evidence package`` does; return the run and the stored provenance."""
     from evidence.azure.session import simulated_session
     from evidence.azure.simulator import SimulatedAzure, load_tenant
-    from evidence.collect.activity import ActivityLogCollector
     from evidence.collect.runner import run_collection
-    from evidence.collect.store import RawStore, load_raw, normalise_all
+    from evidence.collect.store import RawStore
 
     tenant = load_tenant(SAMPLE / "tenant.toml")
     clock = FixedClock(tenant.now)
     config = load_config(SAMPLE / "evidence.toml")
+    session = simulated_session(SimulatedAzure(tenant), clock=clock)
+    store = RawStore(root)
+    with session.tap.streaming(store):
+        run = run_collection(
+            clients=session.clients,
+            tap=session.tap,
+            scope=config.scope.to_scope(),
+            window=config.window.resolve(clock.now()),
+            clock=clock,
+            collectors=[collector],
+            workers=workers,
+        )
+    provenance, _ = store.finish()
+    return run, provenance
+
+
+def test_sliced_activity_log_gives_the_same_records_as_one_read_per_filter(tmp_path: Path) -> None:
+    from evidence.collect.activity import ActivityLogCollector
+    from evidence.collect.store import load_raw, normalise_all
+
     found = []
     for name, collector in (("one", ActivityLogCollector()), ("sliced", ActivityLogCollector(slice_length=SLICE))):
-        session = simulated_session(SimulatedAzure(tenant), clock=clock)
-        store = RawStore(tmp_path / name)
-        with session.tap.streaming(store):
-            run = run_collection(
-                clients=session.clients,
-                tap=session.tap,
-                scope=config.scope.to_scope(),
-                window=config.window.resolve(clock.now()),
-                clock=clock,
-                collectors=[collector],
-                workers=8,
-            )
-        provenance, _ = store.finish()
+        run, provenance = _stream_sample_collection(tmp_path / name, collector, workers=8)
         assert run.gaps == ()
         found.append((len(provenance), normalise_all([collector], load_raw(tmp_path / name, provenance))))
     (one_requests, one), (sliced_requests, sliced) = found
@@ -192,11 +201,8 @@ def test_sliced_activity_log_gives_the_same_records_as_one_read_per_filter(tmp_p
 def test_each_streamed_activity_log_page_is_parsed_once(tmp_path: Path, monkeypatch: Any) -> None:
     """The store's parse of a page serves the pager's nextLink too (issue 7: parsing each
     200-event page two or three times was a large part of the client's CPU)."""
-    from evidence.azure.session import simulated_session
-    from evidence.azure.simulator import SimulatedAzure, load_tenant
     from evidence.collect import store as store_module
     from evidence.collect.activity import ActivityLogCollector
-    from evidence.collect.runner import run_collection
 
     parsed: list[int] = []
     real_loads = store_module._loads
@@ -206,22 +212,7 @@ def test_each_streamed_activity_log_page_is_parsed_once(tmp_path: Path, monkeypa
         return real_loads(data)
 
     monkeypatch.setattr(store_module, "_loads", counting_loads)
-    tenant = load_tenant(SAMPLE / "tenant.toml")
-    clock = FixedClock(tenant.now)
-    config = load_config(SAMPLE / "evidence.toml")
-    session = simulated_session(SimulatedAzure(tenant), clock=clock)
-    raw = store_module.RawStore(tmp_path)
-    with session.tap.streaming(raw):
-        run = run_collection(
-            clients=session.clients,
-            tap=session.tap,
-            scope=config.scope.to_scope(),
-            window=config.window.resolve(clock.now()),
-            clock=clock,
-            collectors=[ActivityLogCollector()],
-            workers=4,
-        )
-    provenance, _ = raw.finish()
+    run, provenance = _stream_sample_collection(tmp_path, ActivityLogCollector(), workers=4)
     pages = [p for p in provenance if p.file is not None]
     assert run.gaps == ()
     assert len(pages) > 1
