@@ -116,6 +116,7 @@ class RawStore:
 
     def finish(self) -> tuple[list[Provenance], list[Redaction]]:
         """Give every body its final name, in sequential-run order; return provenance and redactions."""
+        _last_parse.value = None  # an inline (one-worker) run's last page: nothing reads it now
         with self._lock:
             self._finished = True
             items = sorted(self._items, key=lambda i: i.order)
