@@ -461,3 +461,31 @@ def test_simulated_tenant_without_pim_permission_is_a_gap_not_a_failure(tmp_path
     assert [(g.status, g.error_code) for g in gaps] == [(403, "AuthorizationFailed")] * 2
     assert all(g.scope.endswith("/roleEligibilityScheduleInstances") for g in gaps)
     assert records["role_eligibility"] == [] and records["role_assignments"]
+
+
+def test_a_pim_read_between_two_pages_of_assignments_leaves_their_api_version_alone(tmp_path: Path) -> None:
+    """azure-mgmt-authorization's multi-API client puts the version of the operation group last
+    touched into its shared config, and its pager reads the next page with it. Concurrent tasks
+    used to share one client: a PIM read (2020-10-01) between two pages of role assignments sent
+    page 2 with 2020-10-01. The replay refuses any request it was not given, so page 2 must go out
+    with 2022-04-01 exactly."""
+    from evidence.azure.clients import ELIGIBILITY_API
+    from evidence.collect.paging import raw_pages
+    from evidence.collect.rbac import AT_SCOPE
+
+    page2 = ra_url(PROD, "&$skipToken=page2")
+    entries = [
+        entry(ra_url(PROD), {"value": [assignment(PROD.arm_id, "ra-1", READER, USER, "User")], "nextLink": page2}),
+        entry(page2, {"value": [assignment(PROD.arm_id, "ra-2", OWNER, SP, "ServicePrincipal")]}),
+        entry(pim_url(PROD), {"value": []}),
+    ]
+    transport = ReplayTransport(entries)
+    clients = AzureClients(StaticCredential(), EvidenceTap(transport, CLOCK))
+    pages = raw_pages(clients.authorization(SUB).role_assignments.list_for_scope(PROD.arm_id, filter=AT_SCOPE))
+    first = next(pages)
+    # What another workspace's task does meanwhile, through the same AzureClients:
+    pim = clients.authorization(SUB, ELIGIBILITY_API)
+    list(raw_pages(pim.role_eligibility_schedule_instances.list_for_scope(PROD.arm_id, filter=AT_SCOPE)))
+    rest = list(pages)
+    assert [p["value"][0]["name"] for p in [first, *rest]] == ["ra-1", "ra-2"]
+    assert transport.unused() == []  # and each request was the one recorded

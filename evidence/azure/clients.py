@@ -48,6 +48,12 @@ AZURE_US_GOVERNMENT = Cloud(
 AZURE_CHINA = Cloud("AzureChinaCloud", "https://management.chinacloudapi.cn/", "https://api.loganalytics.azure.cn/v1")
 CLOUDS = {c.name: c for c in (AZURE_PUBLIC, AZURE_US_GOVERNMENT, AZURE_CHINA)}
 
+#: azure-mgmt-authorization API versions (its default profile's, pinned per client: see
+#: ``AzureClients.authorization``). Role assignments, deny assignments and role definitions:
+AUTHORIZATION_API = "2022-04-01"
+#: PIM eligibility (``role_eligibility_schedule_instances``):
+ELIGIBILITY_API = "2020-10-01"
+
 
 class AzureClients:
     """Builds SDK clients that all send through ``transport`` and authenticate with ``credential``."""
@@ -165,12 +171,26 @@ class AzureClients:
         client = MLClient(self.credential, registry_name=name, **self._ml_kwargs())
         return str(client.subscription_id), str(client.resource_group_name)
 
-    def authorization(self, subscription_id: str) -> AuthorizationManagementClient:
+    def authorization(
+        self, subscription_id: str, api_version: str = AUTHORIZATION_API
+    ) -> AuthorizationManagementClient:
+        """An authorization client pinned to one API version (``ELIGIBILITY_API`` for PIM).
+
+        azure-mgmt-authorization's multi-API client writes the version of whichever operation
+        group was last accessed into its shared ``_config.api_version``, and its pagers read that
+        value for every next page. Shared by concurrent collection tasks, one client asked for a
+        second page of role assignments with PIM's 2020-10-01 once another task had touched
+        ``role_eligibility_schedule_instances`` (seen on the large benchmark tenant: 7 pages in a
+        run, a different 7 in the next; live Resource Manager would refuse the version, a gap). A
+        client per version never has its version changed under it.
+        """
         from azure.mgmt.authorization import AuthorizationManagementClient
 
         return self._cached(  # type: ignore[no-any-return]
-            ("authorization", subscription_id),
-            lambda: AuthorizationManagementClient(self.credential, subscription_id, **self._arm_kwargs()),
+            ("authorization", subscription_id, api_version),
+            lambda: AuthorizationManagementClient(
+                self.credential, subscription_id, api_version=api_version, **self._arm_kwargs()
+            ),
         )
 
     def monitor(self, subscription_id: str) -> MonitorManagementClient:

@@ -21,6 +21,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from functools import partial
 from typing import Any, ClassVar
 
+from evidence.azure.clients import ELIGIBILITY_API
 from evidence.collect.interface import Collector, CollectSession, Part, RawResponse, Record, run_parts
 from evidence.collect.normalise import timestamp
 from evidence.collect.paging import raw_items, raw_pages
@@ -91,8 +92,9 @@ class RoleAssignmentsCollector(Collector):
         with session.attempt(f"{scope}/providers/Microsoft.Authorization/denyAssignments"):
             for _ in raw_pages(auth.deny_assignments.list_for_scope(scope, filter=AT_SCOPE)):
                 pass
+        pim = session.clients.authorization(workspace.subscription_id, ELIGIBILITY_API)  # its own client: see there
         with session.attempt(f"{scope}/providers/Microsoft.Authorization/roleEligibilityScheduleInstances"):
-            pager = auth.role_eligibility_schedule_instances.list_for_scope(scope, filter=AT_SCOPE)
+            pager = pim.role_eligibility_schedule_instances.list_for_scope(scope, filter=AT_SCOPE)
             for instance in raw_items(pager):
                 want(_definition_id(instance))
 
