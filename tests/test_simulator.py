@@ -10,7 +10,7 @@ import pytest
 from azure.ai.ml.constants import ListViewType
 from azure.core.exceptions import DecodeError, HttpResponseError, ResourceNotFoundError
 
-from evidence.azure.clients import AzureClients
+from evidence.azure.clients import ELIGIBILITY_API, AzureClients
 from evidence.azure.credentials import StaticCredential
 from evidence.azure.sim.tenant import tenant_from_dict
 from evidence.azure.simulator import (
@@ -124,14 +124,16 @@ def test_role_definition_get_at_scope_and_unknown_guid(tenant: Tenant) -> None:
 
 def test_deny_and_pim_and_pim_forbidden(tenant: Tenant) -> None:
     scope = tenant.workspace_id("mlw-fraud-prod")
-    auth = clients_for(SimulatedAzure(tenant)).authorization(tenant.subscription_id)
+    clients = clients_for(SimulatedAzure(tenant))
+    auth = clients.authorization(tenant.subscription_id)
     deny = list(auth.deny_assignments.list_for_scope(scope, filter="atScope()"))
     assert [d.scope for d in deny] == [tenant.resource_group_id]
-    eligible = list(auth.role_eligibility_schedule_instances.list_for_scope(scope))
+    pim = clients.authorization(tenant.subscription_id, ELIGIBILITY_API)  # PIM's own API version
+    eligible = list(pim.role_eligibility_schedule_instances.list_for_scope(scope))
     assert [e.principal_id for e in eligible] == [tenant.principal("carol@contoso.com").id]
 
     sim = SimulatedAzure(tenant, faults=[Fault.forbidden("roleEligibilityScheduleInstances")])
-    auth = clients_for(sim).authorization(tenant.subscription_id)
+    auth = clients_for(sim).authorization(tenant.subscription_id, ELIGIBILITY_API)
     with pytest.raises(HttpResponseError) as err:
         list(auth.role_eligibility_schedule_instances.list_for_scope(scope))
     assert err.value.status_code == 403
@@ -142,7 +144,7 @@ def test_tenant_forbidden_patterns_answer_403(tenant: Tenant) -> None:
     from dataclasses import replace
 
     sim = SimulatedAzure(replace(tenant, forbidden=("roleEligibilityScheduleInstances",)))
-    auth = clients_for(sim).authorization(tenant.subscription_id)
+    auth = clients_for(sim).authorization(tenant.subscription_id, ELIGIBILITY_API)
     with pytest.raises(HttpResponseError) as err:
         list(auth.role_eligibility_schedule_instances.list_for_scope(tenant.subscription_scope))
     assert "roleEligibilityScheduleInstances/read" in str(err.value)
