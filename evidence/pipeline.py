@@ -22,13 +22,8 @@ from evidence.check.interface import Control
 from evidence.check.runner import ControlResult
 from evidence.clock import Clock
 from evidence.collect.interface import Collector
+from evidence.collect.output import collect_into
 from evidence.collect.pool import DEFAULT_WORKERS
-from evidence.collect.runner import run_collection
-from evidence.collect.store import (
-    COLLECTION_FILE,
-    RawStore,
-    pretty_json,
-)
 from evidence.config import PolicyConfig
 from evidence.derive import (
     DECISIONS_TEMPLATE,
@@ -39,7 +34,7 @@ from evidence.derive import (
     write_derived,
     write_inputs,
 )
-from evidence.domain import CollectionSummary, Gap, Scope, Window
+from evidence.domain import Gap, Scope, Window
 from evidence.errors import PackageError
 
 if TYPE_CHECKING:
@@ -163,36 +158,23 @@ def _build_into(
     signer: Signer | None,
     say: Observer,
 ) -> dict[str, Any]:
-    # 1. collect: raw responses as received (redacted), and what was asked for.
-    # Each response is written to disk as it arrives (RawStore is the tap's sink), and named in
-    # sequential-run order at the end: memory does not grow with the log, bytes do not depend on
-    # --concurrency.
-    store = RawStore(bag)
-    with tap.streaming(store):
-        run = run_collection(
-            clients=clients,
-            tap=tap,
-            scope=request.scope,
-            window=request.window,
-            clock=clock,
-            collectors=collectors,
-            observer=say,
-            workers=request.concurrency,
-        )
-    provenance, redactions = store.finish()
-    _release_free_memory()
-    summary = CollectionSummary(
-        tool_version=__version__,
+    # 1. collect: raw responses as received (redacted), and what was asked for; the same step
+    # `evidence collect` runs (collect.output.collect_into): each response is written to disk as it
+    # arrives and named in sequential-run order at the end, so memory does not grow with the log
+    # and the bytes do not depend on --concurrency.
+    summary = collect_into(
+        bag,
+        clients=clients,
+        tap=tap,
         scope=request.scope,
         window=request.window,
-        started_at=run.started_at,
-        finished_at=run.finished_at,
-        requests=tuple(provenance),
-        gaps=run.gaps,
-        redactions=tuple(redactions),
+        clock=clock,
+        collectors=collectors,
         mode=request.mode,
+        observer=say,
+        workers=request.concurrency,
     )
-    _write_text(bag / COLLECTION_FILE, pretty_json(summary.to_json()))
+    _release_free_memory()
     write_inputs(bag, _recorded_request(request, signer))
 
     # 2. derive and check: records, serving timeline, findings and the report's input, from the
@@ -201,7 +183,7 @@ def _build_into(
     # from them, so the records are not held in memory while the report renders (issue 7).
     derivation = derive(bag, collectors=collectors, controls=controls, write_to=bag)
     write_derived(bag, derivation)
-    say(f"derived {sum(len(r) for r in derivation.records.values())} records from {len(provenance)} responses")
+    say(f"derived {sum(len(r) for r in derivation.records.values())} records from {len(summary.requests)} responses")
     _release_free_memory()  # the rows the checks held, before WeasyPrint builds its layout
 
     # 3. render: the report names the evidence by digest, which derive computed.
@@ -229,7 +211,7 @@ def _build_into(
     write_bag(
         bag,
         bag_info={
-            "Bagging-Date": run.finished_at[:10],
+            "Bagging-Date": summary.finished_at[:10],
             "Bag-Software-Agent": f"evidence {__version__}",
             "External-Identifier": root,
             "Package-Id": package_id,
