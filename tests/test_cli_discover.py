@@ -50,24 +50,15 @@ def _cassette_with_discovery(tmp_path: Path) -> Path:
     return cassette
 
 
+def package(out: Path, *flags: str, cassette: Path = SAMPLE / "cassette") -> int:
+    """``evidence package`` over a replayed cassette, unsigned, into ``out``, with ``flags``."""
+    replay = ["--replay", str(cassette), "--unsigned"]
+    return main(["package", "--config", str(CONFIG), *replay, *flags, "--out", str(out)])
+
+
 def test_discover_finds_the_workspaces_and_keeps_the_answer_in_the_package(tmp_path: Path) -> None:
     cassette = _cassette_with_discovery(tmp_path)
-    code = main(
-        [
-            "package",
-            "--config",
-            str(CONFIG),
-            "--replay",
-            str(cassette),
-            "--discover",
-            "--concurrency",
-            "4",
-            "--unsigned",
-            "--out",
-            str(tmp_path / "out"),
-            "--quiet",
-        ]
-    )
+    code = package(tmp_path / "out", "--discover", "--concurrency", "4", "--quiet", cassette=cassette)
     assert code == 0
     (zip_path,) = (tmp_path / "out").glob("*.zip")
     with zipfile.ZipFile(zip_path) as zf:
@@ -90,19 +81,7 @@ def test_discover_finds_the_workspaces_and_keeps_the_answer_in_the_package(tmp_p
 def test_discovery_and_concurrency_usage_errors(
     flags: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code = main(
-        [
-            "package",
-            "--config",
-            str(CONFIG),
-            "--replay",
-            str(SAMPLE / "cassette"),
-            "--unsigned",
-            *flags,
-            "--out",
-            str(tmp_path),
-        ]
-    )
+    code = package(tmp_path, *flags)
     assert code == 2
     assert message in capsys.readouterr().err
 
@@ -110,28 +89,11 @@ def test_discovery_and_concurrency_usage_errors(
 def test_plain_progress_lines_per_collector_when_not_a_terminal(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code = main(
-        ["package", "--config", str(CONFIG), "--replay", str(SAMPLE / "cassette"), "--unsigned", "--out", str(tmp_path)]
-    )
+    code = package(tmp_path)
     assert code == 0
     err = capsys.readouterr().err
     assert f"evidence: activity_log [{SUB}]: done" in err
     assert "evidence: collecting model_versions" in err
     quiet_out = tmp_path / "quiet"
-    assert (
-        main(
-            [
-                "package",
-                "--config",
-                str(CONFIG),
-                "--replay",
-                str(SAMPLE / "cassette"),
-                "--unsigned",
-                "--out",
-                str(quiet_out),
-                "--quiet",
-            ]
-        )
-        == 0
-    )
+    assert package(quiet_out, "--quiet") == 0
     assert capsys.readouterr().err == ""
